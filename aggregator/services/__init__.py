@@ -1,0 +1,1 @@
+"""Use cases: plan the fleet, dispatch setpoints, handle grid events. Domain and ports only."""

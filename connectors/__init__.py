@@ -1,0 +1,1 @@
+"""Adapters to external systems, one subpackage per system (added by later issues)."""

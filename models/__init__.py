@@ -1,0 +1,1 @@
+"""The mathematics: fleet planner (Pyomo/HiGHS), heuristic fallback, flexibility envelope."""

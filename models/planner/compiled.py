@@ -1,0 +1,233 @@
+"""A fleet problem flattened into index arrays, shared by every planner path.
+
+Sessions become contiguous runs of *session-slots* ``k`` (only slots where the vehicle is
+plugged in). V2G-capable sessions keep a per-slot energy state; unidirectional sessions only
+ever gain energy, so their capacity and departure target bind at the end of the window alone
+and need no per-slot state. This is what keeps the LP small.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from aggregator.domain import FleetProblem, GridEvent, Session
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
+
+# Slots a session covers by less than this share are dropped (rounding noise of timestamps).
+_MIN_OVERLAP = 1e-6
+
+
+@dataclass(frozen=True)
+class EventCap:
+    """An event resolved to a cap per slot on the aggregate net import of some sites. [kW]"""
+
+    event: GridEvent
+    site_index: IntArray
+    slots: IntArray
+    cap_kw: FloatArray
+    baseline_kw: FloatArray | None = None
+
+
+@dataclass(frozen=True)
+class CompiledProblem:
+    problem: FleetProblem
+    dt_h: float
+    n_slots: int
+    # --- sessions (index i) ---
+    sessions: tuple[Session, ...]
+    sess_site: IntArray
+    first_slot: IntArray
+    k_start: IntArray  # session i owns session-slots k_start[i] : k_start[i + 1]
+    e0_kwh: FloatArray
+    e_floor_kwh: FloatArray
+    e_cap_kwh: FloatArray
+    e_req_kwh: FloatArray  # energy wanted at the end of the window inside the horizon
+    eta_c: FloatArray
+    eta_d: FloatArray
+    v2g: BoolArray
+    # --- session-slots (index k) ---
+    k_sess: IntArray
+    k_slot: IntArray
+    pc_ub_kw: FloatArray
+    pd_ub_kw: FloatArray
+    # --- sites (index s) ---
+    site_ids: tuple[str, ...]
+    net_base_kw: FloatArray  # (S, T) base load minus PV
+    import_limit_kw: FloatArray
+    export_limit_kw: FloatArray
+    # --- site batteries (index b) ---
+    batt_site: IntArray
+    batt_cap_kwh: FloatArray
+    batt_c_max_kw: FloatArray
+    batt_d_max_kw: FloatArray
+    batt_eta_c: FloatArray
+    batt_eta_d: FloatArray
+    batt_e0_kwh: FloatArray
+    batt_floor_kwh: FloatArray
+    # --- context ---
+    price_import: FloatArray  # per MWh
+    price_export: FloatArray  # per MWh, never above the import price
+    degradation_per_mwh: float
+    caps: tuple[EventCap, ...]
+
+    @property
+    def n_sessions(self) -> int:
+        return len(self.sessions)
+
+    @property
+    def n_session_slots(self) -> int:
+        return int(self.k_sess.shape[0])
+
+    @property
+    def n_sites(self) -> int:
+        return len(self.site_ids)
+
+    @property
+    def v2g_k(self) -> IntArray:
+        """Session-slots of V2G-capable sessions, in k order."""
+        return np.flatnonzero(self.v2g[self.k_sess])
+
+    def with_caps(self, caps: Sequence[EventCap]) -> CompiledProblem:
+        from dataclasses import replace
+
+        return replace(self, caps=tuple(caps))
+
+
+def _series(values: tuple[float, ...], n: int) -> FloatArray:
+    return np.asarray(values, dtype=float) if values else np.zeros(n)
+
+
+def event_slots(problem: FleetProblem, event: GridEvent) -> IntArray:
+    """Slots of the grid that the event window touches."""
+    grid = problem.grid
+    lo = max(0, math.floor(grid.position(event.start)))
+    hi = min(grid.n_slots, math.ceil(grid.position(event.end)))
+    idx = [t for t in range(lo, hi) if grid.overlap_fraction(t, event.start, event.end) > 0]
+    return np.asarray(idx, dtype=np.int64)
+
+
+def cap_events(problem: FleetProblem, site_index: dict[str, int]) -> list[EventCap]:
+    """Events given as a cap, resolved to per-slot caps (sheds need a baseline: see planner)."""
+    out = []
+    for event in problem.events:
+        if event.cap_kw is None:
+            continue
+        slots = event_slots(problem, event)
+        if slots.size == 0:
+            continue
+        sites = np.asarray([site_index[s] for s in problem.event_sites(event)], dtype=np.int64)
+        out.append(EventCap(event, sites, slots, np.full(slots.size, event.cap_kw)))
+    return out
+
+
+def compile_problem(problem: FleetProblem) -> CompiledProblem:
+    """Flatten ``problem``; shed events are left for the planner to resolve against a baseline."""
+    grid = problem.grid
+    n, dt_h = grid.n_slots, grid.step_hours
+    site_ids = tuple(s.site_id for s in problem.sites)
+    site_index = {sid: i for i, sid in enumerate(site_ids)}
+
+    sessions: list[Session] = []
+    sess_site, first_slot, k_start = [], [], [0]
+    e0, e_floor, e_cap, e_req, eta_c, eta_d, v2g = [], [], [], [], [], [], []
+    k_sess: list[int] = []
+    k_slot: list[int] = []
+    pc_ub: list[float] = []
+    pd_ub: list[float] = []
+    for s in problem.sessions:
+        vehicle = problem.vehicle_by_id[s.vehicle_id]
+        charger = problem.charger_by_id[s.charger_id]
+        pos_a, pos_d = grid.position(s.arrival), grid.position(s.departure)
+        lo, hi = max(0, math.floor(pos_a)), min(n, math.ceil(pos_d))
+        # Share of slot t plugged in, from positions in slot units (no datetime per slot).
+        kept = [(t, min(t + 1.0, pos_d) - max(float(t), pos_a)) for t in range(lo, hi)]
+        kept = [(t, f) for t, f in kept if f > _MIN_OVERLAP]
+        if not kept:
+            continue
+        p_c = min(vehicle.max_charge_kw, charger.max_charge_kw)
+        bidir = vehicle.v2g_allowed and vehicle.max_discharge_kw > 0 and charger.bidirectional
+        p_d = min(vehicle.max_discharge_kw, charger.max_discharge_kw) if bidir else 0.0
+        cap = vehicle.battery_kwh
+        start_e = s.arrival_soc * cap
+        target = s.target_energy_kwh(cap)
+        # A departure beyond the horizon: ask only for what could not be caught up afterwards.
+        after_h = max(0.0, (s.departure - grid.end).total_seconds() / 3600.0)
+        target -= vehicle.charge_efficiency * p_c * after_h
+        sessions.append(s)
+        sess_site.append(site_index[charger.site_id])
+        first_slot.append(kept[0][0])
+        for t, f in kept:
+            k_sess.append(len(sessions) - 1)
+            k_slot.append(t)
+            pc_ub.append(p_c * f)
+            pd_ub.append(p_d * f)
+        k_start.append(len(k_sess))
+        e0.append(start_e)
+        # V2G never takes the battery below min SoC (or below where it arrived, if lower).
+        e_floor.append(min(s.min_soc * cap, start_e))
+        e_cap.append(cap)
+        e_req.append(min(target, cap))
+        eta_c.append(vehicle.charge_efficiency)
+        eta_d.append(vehicle.discharge_efficiency)
+        v2g.append(bidir)
+
+    net_base = np.zeros((len(site_ids), n))
+    for i, site in enumerate(problem.sites):
+        net_base[i] = _series(site.base_load_kw, n) - _series(site.pv_kw, n)
+
+    batts = problem.batteries
+    p_imp = np.asarray(problem.prices.import_per_mwh, dtype=float)
+    # A meter cannot import and export in one slot: an export price above the import price
+    # would let the LP fake both at once, so it is clamped (documented in the README).
+    p_exp = np.minimum(np.asarray(problem.prices.export_per_mwh, dtype=float), p_imp)
+
+    def ints(x: Sequence[int]) -> IntArray:
+        return np.asarray(x, dtype=np.int64)
+
+    def floats(x: Sequence[float]) -> FloatArray:
+        return np.asarray(x, dtype=float)
+
+    return CompiledProblem(
+        problem=problem,
+        dt_h=dt_h,
+        n_slots=n,
+        sessions=tuple(sessions),
+        sess_site=ints(sess_site),
+        first_slot=ints(first_slot),
+        k_start=ints(k_start),
+        e0_kwh=floats(e0),
+        e_floor_kwh=floats(e_floor),
+        e_cap_kwh=floats(e_cap),
+        e_req_kwh=floats(e_req),
+        eta_c=floats(eta_c),
+        eta_d=floats(eta_d),
+        v2g=np.asarray(v2g, dtype=bool),
+        k_sess=ints(k_sess),
+        k_slot=ints(k_slot),
+        pc_ub_kw=floats(pc_ub),
+        pd_ub_kw=floats(pd_ub),
+        site_ids=site_ids,
+        net_base_kw=net_base,
+        import_limit_kw=floats([s.import_limit_kw for s in problem.sites]),
+        export_limit_kw=floats([s.export_limit_kw for s in problem.sites]),
+        batt_site=ints([site_index[b.site_id] for b in batts]),
+        batt_cap_kwh=floats([b.capacity_kwh for b in batts]),
+        batt_c_max_kw=floats([b.max_charge_kw for b in batts]),
+        batt_d_max_kw=floats([b.max_discharge_kw for b in batts]),
+        batt_eta_c=floats([b.charge_efficiency for b in batts]),
+        batt_eta_d=floats([b.discharge_efficiency for b in batts]),
+        batt_e0_kwh=floats([b.initial_soc * b.capacity_kwh for b in batts]),
+        batt_floor_kwh=floats([b.min_soc * b.capacity_kwh for b in batts]),
+        price_import=p_imp,
+        price_export=p_exp,
+        degradation_per_mwh=problem.degradation_cost_per_mwh,
+        caps=tuple(cap_events(problem, site_index)),
+    )
