@@ -36,7 +36,12 @@ class SessionSchedule:
 
 @dataclass(frozen=True, slots=True)
 class SessionOutcome:
-    """What a session gets by its departure (or by the end of the horizon, if later)."""
+    """What a session gets by its departure (or by the end of the horizon, if later).
+
+    ``target_kwh`` is the energy wanted *in the battery* then; ``delivered_kwh`` is the energy
+    *added* since arrival (or the horizon start); ``shortfall_kwh`` is how far the battery ends
+    below ``target_kwh``.
+    """
 
     session_id: str
     vehicle_id: str
@@ -84,7 +89,11 @@ class CostBreakdown:
 
 @dataclass(frozen=True)
 class Plan:
-    """Power for every session and slot, with totals, costs and how it was made."""
+    """Power for every session and slot, with totals, costs and how it was made.
+
+    ``site_power_kw`` is the net power at each site's meter per slot: base load - PV + EVs +
+    site battery (positive = import). ``site_battery_kw`` is the stationary battery's share.
+    """
 
     grid: TimeGrid
     schedules: tuple[SessionSchedule, ...]

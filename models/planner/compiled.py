@@ -174,7 +174,8 @@ def compile_problem(problem: FleetProblem) -> CompiledProblem:
         # V2G never takes the battery below min SoC (or below where it arrived, if lower).
         e_floor.append(min(s.min_soc * cap, start_e))
         e_cap.append(cap)
-        e_req.append(min(target, cap))
+        # Never below the floor: a target beyond reach of the horizon is "keep the floor".
+        e_req.append(min(max(target, e_floor[-1]), cap))
         eta_c.append(vehicle.charge_efficiency)
         eta_d.append(vehicle.discharge_efficiency)
         v2g.append(bidir)

@@ -59,6 +59,14 @@ def build_direct(cp: CompiledProblem, settings: PlannerSettings) -> tuple[LpArra
     rows.add(r0 + j, o["pd"] + j, dt / cp.eta_d[sess])
     rows.add(r0 + j[~first], o["e"] + j[~first] - 1, -1.0)
 
+    # --- one direction at a time, as far as an LP can say it: pc/pc_ub + pd/pd_ub <= 1.
+    # Without it the LP could charge and discharge in one slot to burn energy through losses
+    # (paid to import at negative prices), which no charger following one setpoint can do.
+    both = np.flatnonzero(cp.pc_ub_kw[vk] > 0)
+    r0 = rows.block(np.full(both.size, -INF), np.ones(both.size))
+    rows.add(r0 + np.arange(both.size), o["pc"] + vk[both], 1.0 / cp.pc_ub_kw[vk[both]])
+    rows.add(r0 + np.arange(both.size), o["pd"] + both, 1.0 / cp.pd_ub_kw[vk[both]])
+
     # --- departure targets
     v2g_sess = np.flatnonzero(cp.v2g)
     uni_sess = np.flatnonzero(~cp.v2g)

@@ -46,9 +46,7 @@ def site_net_power(
     return np.asarray(net, dtype=float)
 
 
-def _shortfall_reason(
-    cp: CompiledProblem, i: int, pc: FloatArray, net: FloatArray, path: SolverPath
-) -> str:
+def _shortfall_reason(cp: CompiledProblem, i: int, net: FloatArray, path: SolverPath) -> str:
     ks = slice(cp.k_start[i], cp.k_start[i + 1])
     reachable = cp.e0_kwh[i] + cp.eta_c[i] * cp.dt_h * float(cp.pc_ub_kw[ks].sum())
     if cp.e_req_kwh[i] > reachable + _TOL_KWH:
@@ -145,7 +143,7 @@ def build_plan(
                 delivered_kwh=float(e_end[i] - cp.e0_kwh[i]),
                 soc_at_departure=float(e_end[i] / cap_kwh),
                 shortfall_kwh=short,
-                reason=_shortfall_reason(cp, i, pc, net, solver_path) if short else None,
+                reason=_shortfall_reason(cp, i, net, solver_path) if short else None,
             )
         )
 

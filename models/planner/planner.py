@@ -8,6 +8,7 @@ from dataclasses import replace
 from typing import Literal
 
 import numpy as np
+from pyomo.common.gc_manager import PauseGC
 
 from aggregator.domain import FleetProblem, GridEvent, Plan
 from models.heuristic import plan_heuristic
@@ -37,7 +38,9 @@ def build_lp(
     if builder == "direct":
         return build_direct(cp, settings)
     lay = layout_of(cp)
-    return pyomo_to_arrays(build_pyomo(cp, settings), lay), lay
+    # Model building creates ~10 objects per nonzero; the cyclic GC would rescan them all.
+    with PauseGC():
+        return pyomo_to_arrays(build_pyomo(cp, settings), lay), lay
 
 
 def shed_caps(

@@ -8,6 +8,8 @@ site-battery charge, discharge and energy; event-cap excess ``ev_slack``.
 Constraints:
 - ``v2g_balance``: e[t] = e[t-1] + eta_c dt pc[t] - dt/eta_d pd[t]  (bounds on ``e`` hold the
   SoC between the V2G floor and the battery capacity at every slot);
+- ``one_direction``: pc/pc_max + pd/pd_max <= 1 per V2G slot, so the LP cannot charge and
+  discharge at once to burn energy through losses (the LP-relaxed form of "one direction");
 - ``v2g_target``: e[last] + sf >= energy wanted at departure;
 - ``uni_target``: a unidirectional battery only gains energy, so capacity and target bind at
   the end only: e_req - e0 <= eta_c dt sum(pc) + sf <= capacity - e0 (divided through by
@@ -85,6 +87,13 @@ def build_pyomo(cp: CompiledProblem, settings: PlannerSettings) -> pyo.ConcreteM
         balance.append((rhs, _lin(terms), rhs))
         last_j[i] = j
     m.v2g_balance = pyo.Constraint(range(len(balance)), rule=lambda _, r: balance[r])
+    pc_ub, pd_ub = cp.pc_ub_kw.tolist(), cp.pd_ub_kw.tolist()
+    one_way = [
+        (None, _lin([_term(1.0 / pc_ub[k], pc[k]), _term(1.0 / pd_ub[k], pd[j])]), 1.0)
+        for j, k in enumerate(v2g_k)
+        if pc_ub[k] > 0
+    ]
+    m.one_direction = pyo.Constraint(range(len(one_way)), rule=lambda _, r: one_way[r])
     e_req, e_cap = cp.e_req_kwh.tolist(), cp.e_cap_kwh.tolist()
     v2g_target = [(e_req[i], _lin([e[j], sf[i]]), None) for i, j in last_j.items()]
     m.v2g_target = pyo.Constraint(range(len(v2g_target)), rule=lambda _, r: v2g_target[r])

@@ -241,3 +241,30 @@ def test_builder_failure_falls_back_to_the_heuristic(monkeypatch: pytest.MonkeyP
     assert plan.solver_path == "heuristic"
     assert "solver library missing" in plan.solver_status
     assert outcome(plan, "s0").shortfall_kwh == 0.0
+
+
+def test_v2g_slot_is_not_charged_and_discharged_at_full_power_at_once() -> None:
+    # Paid to import and no degradation cost: burning energy through losses would pay.
+    from models.planner import build_lp, compile_problem
+    from models.planner.highs import solve_lp
+    from models.planner.layout import powers_from_solution
+
+    spec = ev(
+        0,
+        4,
+        arrival_soc=1.0,
+        target_soc=1.0,
+        v2g=True,
+        charge_efficiency=0.9,
+        discharge_efficiency=0.9,
+    )
+    problem = make_problem([spec], n_slots=4, prices=[-200.0] * 4, export_limit_kw=50)
+    cp = compile_problem(problem)
+    settings = PlannerSettings()
+    lp, lay = build_lp(cp, settings, "pyomo")
+    result = solve_lp(lp, settings)
+    assert result.optimal and result.x is not None
+    pc, pd, _ = powers_from_solution(cp, lay, result.x)
+    assert pc.max() > 0 and pd.max() > 0  # the LP does use both directions here...
+    share = pc / cp.pc_ub_kw + pd / cp.pd_ub_kw
+    assert share.max() <= 1.0 + 1e-9  # ...but never more than one full direction per slot
