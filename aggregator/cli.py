@@ -1,0 +1,126 @@
+"""The ``aggregator`` command line: plan a scenario file and write the plan's outputs.
+
+Bad input (scenario, output folder) exits with code 2 and one line on stderr, no traceback.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from aggregator.report import summary_json, write_outputs
+from aggregator.report.console import print_summary
+from aggregator.scenario import ScenarioError, load_scenario
+
+EXIT_BAD_INPUT = 2
+
+app = typer.Typer(
+    name="aggregator",
+    help="EV fleet flexibility aggregator.",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+
+
+@app.callback()
+def _root() -> None:
+    """EV fleet flexibility aggregator: plan charging and V2G for a fleet."""
+    # A callback keeps `plan` a subcommand even while it is the only one.
+
+
+def _fail(message: str, code: int = EXIT_BAD_INPUT) -> typer.Exit:
+    typer.echo(" ".join(message.split()), err=True)
+    return typer.Exit(code)
+
+
+def _prepare_out_dir(out: Path) -> None:
+    """Create ``out`` and prove it is writable before spending time on a solve."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as err:
+        raise _fail(f"{out}: cannot write output folder: {err.strerror or err}") from None
+
+
+@contextlib.contextmanager
+def _stdout_to_stderr() -> Iterator[None]:
+    """Send everything written to stdout, by Python or by a solver's C code, to stderr.
+
+    With ``--json`` stdout must carry the summary and nothing else; solver logs go to fd 1.
+    """
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        os.dup2(2, 1)
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+@app.command()
+def plan(
+    scenario: Annotated[Path, typer.Argument(help="Scenario YAML file.", show_default=False)],
+    out: Annotated[
+        Path,
+        typer.Option("--out", "-o", help="Folder for schedule.csv, summary.json and plan.png."),
+    ],
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print only the summary JSON on stdout.")
+    ] = False,
+    time_limit: Annotated[
+        float | None,
+        typer.Option(
+            "--time-limit",
+            help="Solver time limit in seconds, > 0 (default: the planner's).",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Plan a fleet scenario and write schedule.csv, summary.json and plan.png to --out."""
+    if time_limit is not None and not time_limit > 0:
+        raise _fail(f"--time-limit: must be a positive number of seconds, got {time_limit:g}")
+    try:
+        problem = load_scenario(scenario)
+    except ScenarioError as err:
+        raise _fail(str(err)) from None
+    _prepare_out_dir(out)
+
+    # Imported here: loading Pyomo takes seconds, and checking a scenario or --help does not
+    # need it.
+    from aggregator.app import PlanningSettings, run_plan
+
+    settings = (
+        PlanningSettings() if time_limit is None else PlanningSettings(time_limit_s=time_limit)
+    )
+    quiet = _stdout_to_stderr() if as_json else contextlib.nullcontext()
+    with quiet:
+        result = run_plan(problem, settings)
+    try:
+        summary = write_outputs(out, problem, result.plan, result.envelope)
+    except OSError as err:
+        raise _fail(f"{out}: cannot write outputs: {err.strerror or err}", code=1) from None
+
+    if as_json:
+        sys.stdout.write(summary_json(summary))
+    else:
+        console = Console()
+        print_summary(summary, console)
+        console.print(f"wrote {out / 'schedule.csv'}, summary.json, plan.png", highlight=False)
+
+
+def main() -> None:
+    """Console-script entry point (``aggregator``)."""
+    app()

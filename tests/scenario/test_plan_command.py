@@ -1,0 +1,70 @@
+"""`aggregator plan` end to end: the real planner on a shipped scenario, and its three files."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from aggregator.cli import app
+from aggregator.scenario import load_scenario
+from tests.scenario.scenario_data import SCENARIOS
+
+DEPOT = SCENARIOS / "depot_v2g_dr.yaml"
+SCHEDULE_HEADER = [
+    "slot_start",
+    "session_id",
+    "vehicle_id",
+    "charger_id",
+    "site_id",
+    "power_kw",
+    "soc",
+]
+SUMMARY_KEYS = {
+    "status",
+    "issues",
+    "solver_path",
+    "solver_status",
+    "timings_s",
+    "horizon",
+    "objective",
+    "totals",
+    "sessions",
+    "sites",
+    "events",
+    "envelope",
+}
+
+
+def test_plan_writes_schedule_summary_and_plot(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+
+    result = CliRunner().invoke(app, ["plan", str(DEPOT), "--out", str(out), "--time-limit", "60"])
+
+    assert result.exit_code == 0, result.output
+    assert "status" in result.stdout and "depot-north" in result.stdout
+    with (out / "schedule.csv").open(newline="") as f:
+        rows = list(csv.reader(f))
+    assert rows[0] == SCHEDULE_HEADER
+    session_ids = {s.session_id for s in load_scenario(DEPOT).sessions}
+    assert {row[1] for row in rows[1:]} == session_ids
+    assert all(row[0].endswith("Z") for row in rows[1:])
+    summary = json.loads((out / "summary.json").read_text())
+    assert set(summary) == SUMMARY_KEYS
+    assert summary["solver_path"] in {"lp", "heuristic"}
+    assert {s["site_id"] for s in summary["sites"]} == {"depot-north", "office-south"}
+    assert len(summary["sessions"]) == 12
+    assert [e["event_id"] for e in summary["events"]] == ["dr-evening-cap", "dr-morning-shed"]
+    png = (out / "plan.png").read_bytes()
+    assert png.startswith(b"\x89PNG") and len(png) > 10_000
+
+
+def test_json_flag_prints_exactly_the_summary_on_stdout(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+
+    result = CliRunner().invoke(app, ["plan", str(DEPOT), "--out", str(out), "--json"])
+
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == json.loads((out / "summary.json").read_text())
