@@ -8,6 +8,21 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
 SCENARIOS = REPO / "config" / "scenarios"
+# The summary.json contract, pinned here rather than read from the code under test.
+SUMMARY_KEYS = {
+    "status",
+    "issues",
+    "solver_path",
+    "solver_status",
+    "timings_s",
+    "horizon",
+    "objective",
+    "totals",
+    "sessions",
+    "sites",
+    "events",
+    "envelope",
+}
 
 _BASE: dict[str, Any] = {
     "start": "2024-05-14T00:00:00Z",

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from aggregator.cli import app
 from aggregator.scenario import load_scenario
-from tests.scenario.scenario_data import SCENARIOS
+from tests.scenario.scenario_data import SCENARIOS, SUMMARY_KEYS
 
 DEPOT = SCENARIOS / "depot_v2g_dr.yaml"
 SCHEDULE_HEADER = [
@@ -22,20 +22,6 @@ SCHEDULE_HEADER = [
     "power_kw",
     "soc",
 ]
-SUMMARY_KEYS = {
-    "status",
-    "issues",
-    "solver_path",
-    "solver_status",
-    "timings_s",
-    "horizon",
-    "objective",
-    "totals",
-    "sessions",
-    "sites",
-    "events",
-    "envelope",
-}
 
 
 def test_plan_writes_schedule_summary_and_plot(tmp_path: Path) -> None:
@@ -53,9 +39,10 @@ def test_plan_writes_schedule_summary_and_plot(tmp_path: Path) -> None:
     assert all(row[0].endswith("Z") for row in rows[1:])
     summary = json.loads((out / "summary.json").read_text())
     assert set(summary) == SUMMARY_KEYS
-    assert summary["solver_path"] in {"lp", "heuristic"}
+    assert summary["solver_path"] == "lp"
+    assert summary["status"] == "ok"
     assert {s["site_id"] for s in summary["sites"]} == {"depot-north", "office-south"}
-    assert len(summary["sessions"]) == 12
+    assert len(summary["sessions"]) == 13
     assert [e["event_id"] for e in summary["events"]] == ["dr-evening-cap", "dr-morning-shed"]
     png = (out / "plan.png").read_bytes()
     assert png.startswith(b"\x89PNG") and len(png) > 10_000
@@ -68,3 +55,16 @@ def test_json_flag_prints_exactly_the_summary_on_stdout(tmp_path: Path) -> None:
 
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout) == json.loads((out / "summary.json").read_text())
+
+
+def test_caltech_day_plans_on_the_lp_path_within_the_site_limit(tmp_path: Path) -> None:
+    out = tmp_path / "caltech"
+    result = CliRunner().invoke(
+        app, ["plan", str(SCENARIOS / "caltech_day.yaml"), "--out", str(out), "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert (summary["solver_path"], summary["status"]) == ("lp", "ok")
+    (site,) = summary["sites"]
+    assert site["peak_import_kw"] <= site["import_limit_kw"] + 1e-6
+    assert all(s["shortfall_kwh"] == 0 for s in summary["sessions"])

@@ -21,22 +21,8 @@ from aggregator.domain import (
 )
 from aggregator.report import SCHEDULE_COLUMNS, plan_summary, schedule_rows, write_outputs
 from aggregator.scenario import load_scenario
-from tests.scenario.scenario_data import base_doc
+from tests.scenario.scenario_data import SUMMARY_KEYS, base_doc
 
-SUMMARY_KEYS = {
-    "status",
-    "issues",
-    "solver_path",
-    "solver_status",
-    "timings_s",
-    "horizon",
-    "objective",
-    "totals",
-    "sessions",
-    "sites",
-    "events",
-    "envelope",
-}
 OBJECTIVE_KEYS = {
     "total",
     "energy_cost",

@@ -15,12 +15,12 @@ def test_depot_scenario_loads_with_expected_fleet() -> None:
     assert problem.grid.step == timedelta(minutes=15)
     assert problem.grid.n_slots == 96
     assert [s.site_id for s in problem.sites] == ["depot-north", "office-south"]
-    assert len(problem.chargers) == 10
-    assert len(problem.vehicles) == 10
-    assert len(problem.sessions) == 12
+    assert len(problem.chargers) == 11
+    assert len(problem.vehicles) == 11
+    assert len(problem.sessions) == 13
     assert [b.site_id for b in problem.batteries] == ["depot-north"]
-    assert sum(c.bidirectional for c in problem.chargers) == 4
-    assert sum(v.v2g_allowed for v in problem.vehicles) == 4
+    assert sum(c.bidirectional for c in problem.chargers) == 5
+    assert sum(v.v2g_allowed for v in problem.vehicles) == 5
     kinds = {e.event_id: (e.cap_kw is not None, e.shed_kw is not None) for e in problem.events}
     assert kinds == {"dr-evening-cap": (True, False), "dr-morning-shed": (False, True)}
     assert problem.degradation_cost_per_mwh == 40
