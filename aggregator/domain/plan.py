@@ -110,11 +110,6 @@ class Plan:
     def total_shortfall_kwh(self) -> float:
         return sum(o.shortfall_kwh for o in self.outcomes)
 
-    def site_limit_excess_kw(self, site_id: str, import_limit_kw: float) -> float:
-        """Largest amount by which the site's planned import exceeds its limit (0 if never)."""
-        power = self.site_power_kw[site_id]
-        return max(0.0, max((p - import_limit_kw for p in power), default=0.0))
-
 
 @dataclass(frozen=True, slots=True)
 class Setpoint:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import numpy.typing as npt
@@ -96,8 +96,6 @@ class CompiledProblem:
         return np.flatnonzero(self.v2g[self.k_sess])
 
     def with_caps(self, caps: Sequence[EventCap]) -> CompiledProblem:
-        from dataclasses import replace
-
         return replace(self, caps=tuple(caps))
 
 
