@@ -2,9 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import datetime
 from typing import Protocol
 
-from aggregator.domain import FleetProblem, FlexibilityEnvelope, Plan
+from aggregator.domain import (
+    DepartureConstraint,
+    EventRecord,
+    Fleet,
+    FleetProblem,
+    FlexibilityEnvelope,
+    Plan,
+    PlanRecord,
+    Prices,
+    Session,
+    Setpoint,
+    SiteStatus,
+    Telemetry,
+    TimeGrid,
+)
 
 
 class Planner(Protocol):
@@ -17,3 +33,97 @@ class EnvelopeCalculator(Protocol):
     """Computes the fleet's flexibility envelope for a problem."""
 
     def envelope(self, problem: FleetProblem) -> FlexibilityEnvelope: ...
+
+
+class Clock(Protocol):
+    """The time the aggregator runs on (wall clock in production, scaled in the demo)."""
+
+    def now(self) -> datetime: ...
+
+
+class ForecastSource(Protocol):
+    """Prices and per-site base load / PV forecasts for a planning window."""
+
+    def prices(self, grid: TimeGrid) -> Prices: ...
+
+    def site_profiles(
+        self, grid: TimeGrid, site_ids: Sequence[str]
+    ) -> dict[str, tuple[tuple[float, ...], tuple[float, ...]]]:
+        """Per site: (base load kW per slot, PV kW per slot); empty tuples mean zero."""
+        ...
+
+
+class SetpointSink(Protocol):
+    """Delivers setpoints to sites. Must not block: queue and return."""
+
+    def publish(self, setpoints: Sequence[Setpoint]) -> None: ...
+
+
+class TelemetryHandler(Protocol):
+    """What a telemetry source calls for each message it receives (from any thread)."""
+
+    def on_telemetry(self, topic: str, telemetry: Telemetry) -> None: ...
+
+    def on_site_status(self, status: SiteStatus) -> None: ...
+
+    def on_reject(self, topic: str, reason: str) -> None:
+        """A message that could not be used: counted and logged, never applied."""
+        ...
+
+
+class Repository(Protocol):
+    """Durable state: what must survive a restart."""
+
+    # --- the fleet's static assets
+    def save_fleet(self, fleet: Fleet) -> None:
+        """Insert or update every asset given (by id); assets not given are left alone."""
+        ...
+
+    def load_fleet(self) -> Fleet: ...
+
+    # --- departure constraints (one per vehicle)
+    def save_constraint(self, constraint: DepartureConstraint) -> None: ...
+
+    def delete_constraint(self, vehicle_id: str) -> bool: ...
+
+    def constraints(self) -> list[DepartureConstraint]: ...
+
+    # --- sessions
+    def save_session(self, session: Session) -> None:
+        """Insert or update an open session (by session_id)."""
+        ...
+
+    def close_session(self, session_id: str, closed_at: datetime) -> None: ...
+
+    def open_sessions(self) -> list[Session]: ...
+
+    # --- grid events
+    def save_event(self, record: EventRecord) -> None:
+        """Insert or replace by event id."""
+        ...
+
+    def events(self) -> list[EventRecord]: ...
+
+    # --- plans and setpoints
+    def save_plan(self, plan_id: str, created_at: datetime, plan: Plan) -> None:
+        """Store a plan; every earlier plan becomes superseded."""
+        ...
+
+    def latest_plan(self) -> tuple[PlanRecord, Plan] | None: ...
+
+    def plans(self, limit: int = 20) -> list[PlanRecord]: ...
+
+    def record_setpoints(self, setpoints: Sequence[Setpoint]) -> None: ...
+
+    def last_setpoint_seq(self) -> int:
+        """Highest ``seq`` ever recorded (0 if none), so numbering survives restarts."""
+        ...
+
+    def setpoints_since(self, since: datetime) -> list[Setpoint]: ...
+
+    # --- telemetry
+    def add_telemetry(self, items: Sequence[Telemetry]) -> None: ...
+
+    def telemetry(
+        self, since: datetime, until: datetime, site_id: str | None = None
+    ) -> list[Telemetry]: ...

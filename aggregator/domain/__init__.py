@@ -13,6 +13,15 @@ from aggregator.domain.plan import (
     SolverPath,
 )
 from aggregator.domain.problem import FleetProblem
+from aggregator.domain.runtime import (
+    DepartureConstraint,
+    EventRecord,
+    EventStatus,
+    Fleet,
+    PlanRecord,
+    SiteStatus,
+    Telemetry,
+)
 from aggregator.domain.sessions import Session
 from aggregator.domain.signals import GridEvent, Prices
 from aggregator.domain.timegrid import TimeGrid
@@ -20,12 +29,17 @@ from aggregator.domain.timegrid import TimeGrid
 __all__ = [
     "Charger",
     "CostBreakdown",
+    "DepartureConstraint",
     "DomainError",
+    "EventRecord",
     "EventResult",
+    "EventStatus",
+    "Fleet",
     "FleetProblem",
     "FlexibilityEnvelope",
     "GridEvent",
     "Plan",
+    "PlanRecord",
     "Prices",
     "Session",
     "SessionOutcome",
@@ -33,7 +47,9 @@ __all__ = [
     "Setpoint",
     "Site",
     "SiteBattery",
+    "SiteStatus",
     "SolverPath",
+    "Telemetry",
     "TimeGrid",
     "ValidationError",
     "Vehicle",

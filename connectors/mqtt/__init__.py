@@ -1,0 +1,1 @@
+"""MQTT connector: setpoints out, telemetry and site status in (paho-mqtt)."""
