@@ -1,0 +1,173 @@
+"""Tables of the SQL store, as SQLAlchemy ORM classes (the migrations must match them).
+
+Ids are the domain's own string ids. There are no foreign keys: the store records what the
+aggregator accepted (a session may name a vehicle known only from telemetry); cross-entity
+rules are the domain's (``FleetProblem``). Times are aware UTC (``UtcDateTime``).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Double, Index, Integer, MetaData
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from connectors.sql.types import UtcDateTime
+
+# Deterministic constraint and index names, identical on SQLite and PostgreSQL.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# SQLite only auto-increments an ``INTEGER PRIMARY KEY``; PostgreSQL gets a 64-bit key.
+AutoId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {datetime: UtcDateTime(), float: Double()}  # noqa: RUF012
+
+
+class SiteRow(Base):
+    """A site's grid connection; forecasts per slot as JSON lists (empty = zero)."""
+
+    __tablename__ = "sites"
+
+    site_id: Mapped[str] = mapped_column(primary_key=True)
+    import_limit_kw: Mapped[float]
+    export_limit_kw: Mapped[float]
+    base_load_kw: Mapped[list[float]] = mapped_column(JSON)
+    pv_kw: Mapped[list[float]] = mapped_column(JSON)
+
+
+class SiteBatteryRow(Base):
+    """A stationary battery, at most one per site."""
+
+    __tablename__ = "site_batteries"
+
+    site_id: Mapped[str] = mapped_column(primary_key=True)
+    capacity_kwh: Mapped[float]
+    max_charge_kw: Mapped[float]
+    max_discharge_kw: Mapped[float]
+    charge_efficiency: Mapped[float]
+    discharge_efficiency: Mapped[float]
+    initial_soc: Mapped[float]
+    min_soc: Mapped[float]
+
+
+class ChargerRow(Base):
+    __tablename__ = "chargers"
+
+    charger_id: Mapped[str] = mapped_column(primary_key=True)
+    site_id: Mapped[str] = mapped_column(index=True)
+    max_charge_kw: Mapped[float]
+    max_discharge_kw: Mapped[float]
+
+
+class VehicleRow(Base):
+    __tablename__ = "vehicles"
+
+    vehicle_id: Mapped[str] = mapped_column(primary_key=True)
+    battery_kwh: Mapped[float]
+    max_charge_kw: Mapped[float]
+    max_discharge_kw: Mapped[float]
+    v2g_allowed: Mapped[bool]
+    charge_efficiency: Mapped[float]
+    discharge_efficiency: Mapped[float]
+
+
+class ConstraintRow(Base):
+    """One departure constraint per vehicle: exactly one of target_soc, energy_kwh is set."""
+
+    __tablename__ = "departure_constraints"
+
+    vehicle_id: Mapped[str] = mapped_column(primary_key=True)
+    departure_at: Mapped[datetime]
+    target_soc: Mapped[float | None]
+    energy_kwh: Mapped[float | None]
+    min_soc: Mapped[float]
+
+
+class SessionRow(Base):
+    """A charging session; open while ``closed_at`` is null."""
+
+    __tablename__ = "sessions"
+
+    session_id: Mapped[str] = mapped_column(primary_key=True)
+    vehicle_id: Mapped[str]
+    charger_id: Mapped[str]
+    arrival: Mapped[datetime]
+    departure: Mapped[datetime]
+    arrival_soc: Mapped[float]
+    target_soc: Mapped[float | None]
+    energy_kwh: Mapped[float | None]
+    min_soc: Mapped[float]
+    closed_at: Mapped[datetime | None] = mapped_column(index=True)
+
+
+class EventRow(Base):
+    """A grid event as last received; ``site_ids`` is a sorted JSON list (empty = all sites)."""
+
+    __tablename__ = "grid_events"
+
+    event_id: Mapped[str] = mapped_column(primary_key=True)
+    start_at: Mapped[datetime]
+    end_at: Mapped[datetime]
+    site_ids: Mapped[list[str]] = mapped_column(JSON)
+    cap_kw: Mapped[float | None]
+    shed_kw: Mapped[float | None]
+    modification_number: Mapped[int]
+    status: Mapped[str]
+    received_at: Mapped[datetime | None]
+
+
+class PlanRow(Base):
+    """A plan's summary columns plus the whole plan as JSON (``plan_codec``)."""
+
+    __tablename__ = "plans"
+
+    plan_id: Mapped[str] = mapped_column(primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(index=True)
+    solver_path: Mapped[str]
+    solver_status: Mapped[str]
+    objective: Mapped[float]
+    shortfall_kwh: Mapped[float]
+    superseded: Mapped[bool]
+    plan_json: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class SetpointRow(Base):
+    """A setpoint as sent; ``seq`` numbering continues across restarts."""
+
+    __tablename__ = "setpoints"
+
+    id: Mapped[int] = mapped_column(AutoId, primary_key=True, autoincrement=True)
+    seq: Mapped[int] = mapped_column(BigInteger, index=True)
+    charger_id: Mapped[str]
+    site_id: Mapped[str]
+    power_kw: Mapped[float]
+    issued_at: Mapped[datetime] = mapped_column(index=True)
+    valid_until: Mapped[datetime]
+    plan_id: Mapped[str]
+
+
+class TelemetryRow(Base):
+    """One charger reading; queried by site and time range."""
+
+    __tablename__ = "telemetry"
+    __table_args__ = (Index("ix_telemetry_site_id_ts", "site_id", "ts"),)
+
+    id: Mapped[int] = mapped_column(AutoId, primary_key=True, autoincrement=True)
+    site_id: Mapped[str]
+    charger_id: Mapped[str]
+    ts: Mapped[datetime] = mapped_column(index=True)
+    power_kw: Mapped[float]
+    plugged: Mapped[bool]
+    vehicle_id: Mapped[str | None]
+    soc: Mapped[float | None]
+    status: Mapped[str]
