@@ -1,14 +1,18 @@
 """An MQTT broker inside the aggregator's process (amqtt), for the embedded default and tests.
 
-amqtt speaks MQTT 3.1.1 only; clients fall back to it (see ``client.py``). It binds to loopback
+amqtt speaks MQTT 3.1.1 only; clients fall back to it (see ``link.py``). It binds to loopback
 and allows anonymous clients: it is for one machine, never a production broker.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import socket
 
 from amqtt.broker import Broker
+
+log = logging.getLogger(__name__)
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -16,6 +20,24 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
+
+
+class _ClosingBroker(Broker):  # type: ignore[misc]  # amqtt ships no type hints
+    """amqtt's broker, but a client's connection is closed however its handling ends.
+
+    amqtt leaves the transport open when a client vanishes during the handshake (a refused
+    MQTT 5 attempt, say) and its last write fails; asyncio closes it only from Python 3.12.
+    """
+
+    async def stream_connected(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, listener_name: str
+    ) -> None:
+        try:
+            await super().stream_connected(reader, writer, listener_name)
+        except OSError as exc:
+            log.debug("MQTT client went away during the handshake: %s", exc)
+        finally:
+            writer.close()
 
 
 class EmbeddedBroker:
@@ -41,7 +63,7 @@ class EmbeddedBroker:
                 "amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}
             },
         }
-        broker = Broker(config)
+        broker = _ClosingBroker(config)
         await broker.start()
         self._broker = broker
 
