@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 
-from aggregator.domain import FleetProblem
-from aggregator.ports import EnvelopeCalculator, Planner
+from aggregator.domain import EventRecord, Fleet, FleetProblem, Prices, TimeGrid
+from aggregator.ports import Clock, EnvelopeCalculator, ForecastSource, Planner, Repository
+from aggregator.runtime import AggregatorRuntime
+from aggregator.scenario import load_scenario
+from aggregator.scenario.forecasts import ScenarioForecasts
+from aggregator.services.control import ControlSettings, FleetController
 from aggregator.services.planning import PlanningResult, plan_fleet
+from aggregator.settings import MqttConfig, PlanningConfig, RuntimeSettings
+from connectors.mqtt.broker import EmbeddedBroker
+from connectors.mqtt.client import MqttConnector, MqttSettings
+from connectors.sql import SqlRepository, open_repository
 from models.envelope import EnvelopeModel
 from models.planner import PlannerSettings, PyomoPlanner
 
@@ -32,3 +43,128 @@ def run_plan(problem: FleetProblem, settings: PlanningSettings | None = None) ->
     settings = settings or PlanningSettings()
     calc = build_envelope_calculator(settings) if settings.with_envelope else None
     return plan_fleet(problem, build_planner(settings), calc)
+
+
+# --------------------------------------------------------------------------- the service
+
+
+class FlatForecasts:
+    """Constant price and no base load: what the service plans with when no fleet file says."""
+
+    def __init__(self, price_per_mwh: float = 0.0) -> None:
+        self.price_per_mwh = price_per_mwh
+
+    def prices(self, grid: TimeGrid) -> Prices:
+        return Prices.flat(self.price_per_mwh, grid.n_slots)
+
+    def site_profiles(
+        self, grid: TimeGrid, site_ids: Sequence[str]
+    ) -> dict[str, tuple[tuple[float, ...], tuple[float, ...]]]:
+        return {}
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+@dataclass
+class Service:
+    """A started aggregator and everything it owns, in stop order."""
+
+    runtime: AggregatorRuntime
+    controller: FleetController
+    repo: SqlRepository
+    connector: MqttConnector
+    broker: EmbeddedBroker | None
+    mqtt_url: str
+
+    async def stop(self) -> None:
+        await self.runtime.stop()
+        await asyncio.to_thread(self.connector.stop)
+        if self.broker is not None:
+            await self.broker.stop()
+        self.repo.dispose()
+
+
+def fleet_of(problem: FleetProblem) -> Fleet:
+    """The static assets of a scenario (time series stay with the forecast source)."""
+    sites = tuple(replace(s, base_load_kw=(), pv_kw=()) for s in problem.sites)
+    return Fleet(sites, problem.chargers, problem.vehicles, problem.batteries)
+
+
+def seed_from_scenario(repo: Repository, problem: FleetProblem, now: datetime) -> None:
+    """Store the scenario's assets and events; an event already stored is left as it is."""
+    repo.save_fleet(fleet_of(problem))
+    known = {r.event.event_id for r in repo.events()}
+    for event in problem.events:
+        if event.event_id not in known:
+            repo.save_event(EventRecord(event, 0, "active", now))
+
+
+def control_settings(config: PlanningConfig) -> ControlSettings:
+    lifetime = config.setpoint_lifetime_seconds
+    return ControlSettings(
+        step=timedelta(minutes=config.step_minutes),
+        horizon=timedelta(hours=config.horizon_hours),
+        dispatch_period=timedelta(seconds=config.dispatch_seconds),
+        setpoint_lifetime=timedelta(seconds=lifetime) if lifetime else None,
+        default_stay=timedelta(hours=config.default_stay_hours),
+        default_target_soc=config.default_target_soc,
+        default_arrival_soc=config.default_arrival_soc,
+    )
+
+
+def mqtt_settings(config: MqttConfig, url: str) -> MqttSettings:
+    return MqttSettings(
+        url=url,
+        prefix=config.prefix,
+        client_id=config.client_id,
+        username=config.username,
+        password=config.password,
+        tls_ca=str(config.tls_ca) if config.tls_ca else None,
+        tls_cert=str(config.tls_cert) if config.tls_cert else None,
+        tls_key=str(config.tls_key) if config.tls_key else None,
+        protocol=config.protocol,
+    )
+
+
+async def start_service(
+    settings: RuntimeSettings,
+    *,
+    clock: Clock | None = None,
+    scenario: FleetProblem | None = None,
+    speed: float = 1.0,
+) -> Service:
+    """Open the store, start the broker (if embedded), the MQTT client and the control loop."""
+    clock = clock or SystemClock()
+    if scenario is None and settings.fleet is not None:
+        scenario = load_scenario(settings.fleet)
+    repo = await asyncio.to_thread(open_repository, settings.database_url)
+    if scenario is not None:
+        await asyncio.to_thread(seed_from_scenario, repo, scenario, clock.now())
+    forecasts: ForecastSource = ScenarioForecasts(scenario) if scenario else FlatForecasts()
+    broker = None
+    url = settings.mqtt.url
+    if url is None:
+        broker = EmbeddedBroker(port=settings.mqtt.embedded_port)
+        await broker.start()
+        url = broker.url
+    controller = FleetController(repo, forecasts, clock, control_settings(settings.planning))
+    planner = PyomoPlanner(PlannerSettings(time_limit_s=settings.planning.time_limit_s))
+    runtime = AggregatorRuntime(
+        controller,
+        planner,
+        clock,
+        replan_every=timedelta(minutes=settings.planning.replan_minutes),
+        speed=speed,
+    )
+    config = settings.mqtt
+    if broker is not None:
+        # amqtt speaks 3.1.1 only; asking for 5 first would cost a CONNACK timeout.
+        config = config.model_copy(update={"protocol": "3.1.1"})
+    connector = MqttConnector(mqtt_settings(config, url), runtime, clock=clock)
+    runtime.sink = connector
+    await asyncio.to_thread(connector.start)
+    await runtime.start()
+    return Service(runtime, controller, repo, connector, broker, url)

@@ -121,6 +121,80 @@ def plan(
         console.print(f"wrote {out / 'schedule.csv'}, summary.json, plan.png", highlight=False)
 
 
+DEFAULT_DEMO = Path("config/scenarios/depot_v2g_dr.yaml")
+
+
+@app.command()
+def run(
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", "-c", help="Settings YAML (environment AGGREGATOR_* wins)."),
+    ] = None,
+) -> None:
+    """Run the aggregator service until interrupted (SIGINT/SIGTERM)."""
+    from aggregator.settings import SettingsError, load_settings
+
+    try:
+        settings = load_settings(config)
+    except SettingsError as err:
+        raise _fail(str(err)) from None
+    if settings.fleet is not None:
+        try:
+            load_scenario(settings.fleet)
+        except ScenarioError as err:
+            raise _fail(f"fleet: {err}") from None
+    from aggregator.service_main import serve
+
+    raise typer.Exit(serve(settings))
+
+
+@app.command()
+def demo(
+    scenario: Annotated[
+        Path, typer.Argument(help="Scenario YAML whose sessions the simulator plays.")
+    ] = DEFAULT_DEMO,
+    speed: Annotated[
+        float, typer.Option("--speed", help="Simulated seconds per wall second, > 0.")
+    ] = 120.0,
+    hours: Annotated[
+        float | None,
+        typer.Option(
+            "--hours", help="Simulated hours to run (default: the scenario's).", show_default=False
+        ),
+    ] = None,
+    db: Annotated[Path, typer.Option("--db", help="SQLite file (reset at start).")] = Path(
+        "var/demo.db"
+    ),
+    no_live: Annotated[bool, typer.Option("--no-live", help="No live table.")] = False,
+) -> None:
+    """Run the whole loop on this machine: embedded broker, SQLite, simulated sites."""
+    if not speed > 0:
+        raise _fail(f"--speed: must be a positive number, got {speed:g}")
+    if hours is not None and not hours > 0:
+        raise _fail(f"--hours: must be a positive number, got {hours:g}")
+    try:
+        load_scenario(scenario)
+    except ScenarioError as err:
+        raise _fail(str(err)) from None
+    import asyncio
+
+    from aggregator.demo import run_demo
+
+    console = Console()
+    result = asyncio.run(
+        run_demo(scenario, speed=speed, hours=hours, db=db, console=console, live=not no_live)
+    )
+    console.print(
+        f"sessions ended {result.sessions}, reached their target {result.reached}; "
+        f"plans {result.plans}, setpoints {result.setpoints}, telemetry rejected "
+        f"{result.rejected}",
+        highlight=False,
+    )
+    for site, over in result.peak_over_limit_kw.items():
+        verdict = "within" if over <= 1e-6 else f"OVER by {over:.1f} kW"
+        console.print(f"site {site}: peak {verdict} its import limit", highlight=False)
+
+
 def main() -> None:
     """Console-script entry point (``aggregator``)."""
     app()

@@ -1,0 +1,114 @@
+"""Runtime settings: a YAML file, overridden by ``AGGREGATOR_*`` environment variables.
+
+``AGGREGATOR_DATABASE_URL`` overrides ``database_url``; nested keys use a double underscore
+(``AGGREGATOR_MQTT__URL``). The reference of every key is generated from this model.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+
+class SettingsError(Exception):
+    """A configuration that cannot be used; the message is one line naming the key."""
+
+
+class MqttConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    url: str | None = Field(
+        None, description="mqtt://host:port or mqtts://host:port; unset = embedded broker"
+    )
+    prefix: str = Field("aggregator", description="topic prefix of the MQTT contract")
+    client_id: str = "aggregator"
+    username: str | None = None
+    password: str | None = None
+    tls_ca: Path | None = None
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    protocol: Literal["auto", "5", "3.1.1"] = "auto"
+    embedded_port: int = Field(1883, ge=0, le=65535, description="port of the embedded broker")
+
+
+class PlanningConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    step_minutes: int = Field(15, gt=0)
+    horizon_hours: float = Field(24.0, gt=0)
+    replan_minutes: float = Field(5.0, gt=0, description="periodic re-plan interval")
+    dispatch_seconds: float = Field(60.0, gt=0, description="setpoint refresh period")
+    setpoint_lifetime_seconds: float | None = Field(
+        None, gt=0, description="valid_until - issued_at; default 3 x dispatch_seconds"
+    )
+    time_limit_s: float = Field(30.0, gt=0, description="solver time limit per plan")
+    default_stay_hours: float = Field(
+        8.0, gt=0, description="departure assumed for a vehicle without a constraint"
+    )
+    default_target_soc: float = Field(0.8, ge=0, le=1)
+    default_arrival_soc: float = Field(0.5, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _lifetime_covers_dispatch(self) -> PlanningConfig:
+        life = self.setpoint_lifetime_seconds
+        if life is not None and life <= self.dispatch_seconds:
+            raise ValueError("setpoint_lifetime_seconds must exceed dispatch_seconds")
+        return self
+
+
+class RuntimeSettings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="AGGREGATOR_", env_nested_delimiter="__", extra="forbid"
+    )
+
+    database_url: str = Field(
+        "sqlite:///var/aggregator.db", description="SQLAlchemy URL (SQLite file or PostgreSQL)"
+    )
+    fleet: Path | None = Field(
+        None,
+        description="scenario YAML describing sites, chargers, vehicles, prices and events",
+    )
+    mqtt: MqttConfig = MqttConfig()
+    planning: PlanningConfig = PlanningConfig()
+    log_level: str = "INFO"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The environment beats the file (passed in as init values): operators override there.
+        return env_settings, init_settings
+
+
+def load_settings(path: Path | None) -> RuntimeSettings:
+    """Settings from ``path`` (YAML) and the environment; relative paths are file-relative."""
+    data: dict[str, Any] = {}
+    shown = str(path) if path else "environment"
+    if path is not None:
+        try:
+            loaded = yaml.safe_load(path.read_text())
+        except OSError as exc:
+            raise SettingsError(f"{shown}: cannot read: {exc.strerror}") from exc
+        except yaml.YAMLError as exc:
+            raise SettingsError(f"{shown}: not valid YAML: {str(exc).splitlines()[0]}") from exc
+        if loaded is not None and not isinstance(loaded, dict):
+            raise SettingsError(f"{shown}: the top level must be a mapping")
+        data = loaded or {}
+    try:
+        settings = RuntimeSettings(**data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        raise SettingsError(f"{shown}: {where}: {err['msg']}") from exc
+    if path is not None and settings.fleet is not None and not settings.fleet.is_absolute():
+        settings = settings.model_copy(update={"fleet": path.parent / settings.fleet})
+    return settings

@@ -1,0 +1,185 @@
+"""The control loop's use case against the real SQLite store and the real planner."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from aggregator.app import FlatForecasts, fleet_of
+from aggregator.domain import (
+    DepartureConstraint,
+    EventRecord,
+    GridEvent,
+    SiteStatus,
+    Telemetry,
+)
+from aggregator.services.control import ControlSettings, FleetController
+from connectors.sql import open_repository
+from models.planner import PyomoPlanner
+from tests.fleet_builders import ev, make_problem
+
+T0 = datetime(2025, 1, 6, 8, tzinfo=UTC)
+
+
+@dataclass
+class ManualClock:
+    t: datetime = T0
+
+    def now(self) -> datetime:
+        return self.t
+
+
+@pytest.fixture
+def world(tmp_path: Path):  # type: ignore[no-untyped-def]
+    # Three chargers on one 15 kW site; vehicles v0..v2 (10 kW, 60 kWh).
+    problem = make_problem([ev(0, 8), ev(0, 8), ev(0, 8)], site_limit_kw=15.0)
+    repo = open_repository(f"sqlite:///{tmp_path / 'agg.db'}")
+    repo.save_fleet(fleet_of(problem))
+    clock = ManualClock()
+    settings = ControlSettings(step=timedelta(minutes=15), horizon=timedelta(hours=8))
+    ctl = FleetController(repo, FlatForecasts(50.0), clock, settings)
+    yield ctl, repo, clock, settings
+    repo.dispose()
+
+
+def reading(
+    charger: str,
+    *,
+    plugged: bool = True,
+    soc: float | None = 0.2,
+    vehicle: str | None = None,
+    at: datetime = T0,
+    site: str = "site-0",
+) -> Telemetry:
+    vid = vehicle if vehicle is not None else "v" + charger[1:]
+    return Telemetry(
+        site, charger, at, 0.0, plugged, vid if plugged else None, soc if plugged else None, "ok"
+    )
+
+
+def test_arrival_opens_a_stored_session_with_the_vehicles_constraint(world) -> None:  # type: ignore[no-untyped-def]
+    ctl, repo, _, _ = world
+    repo.save_constraint(DepartureConstraint("v0", T0 + timedelta(hours=4), target_soc=0.7))
+    result = ctl.ingest("t", reading("c0"))
+    assert result.accepted and result.replan_reason == "arrival at c0"
+    (session,) = repo.open_sessions()
+    assert (session.vehicle_id, session.departure, session.target_soc) == (
+        "v0",
+        T0 + timedelta(hours=4),
+        0.7,
+    )
+
+
+def test_arrival_without_a_constraint_uses_the_defaults(world) -> None:  # type: ignore[no-untyped-def]
+    ctl, repo, _, settings = world
+    ctl.ingest("t", reading("c1", soc=0.3))
+    (session,) = repo.open_sessions()
+    assert session.departure == T0 + settings.default_stay
+    assert session.target_soc == settings.default_target_soc
+
+
+def test_unplug_closes_the_session_and_asks_for_a_replan(world) -> None:  # type: ignore[no-untyped-def]
+    ctl, repo, clock, _ = world
+    ctl.ingest("t", reading("c0"))
+    clock.t = T0 + timedelta(minutes=30)
+    result = ctl.ingest("t", reading("c0", plugged=False, at=clock.t))
+    assert result.replan_reason == "departure from c0"
+    assert repo.open_sessions() == []
+
+
+@pytest.mark.parametrize(
+    ("telemetry", "reason"),
+    [
+        (reading("c9"), "unknown charger 'c9'"),
+        (reading("c0", site="other"), "belongs to site 'site-0'"),
+        (reading("c0", at=T0 + timedelta(hours=2)), "in the future"),
+    ],
+)
+def test_bad_telemetry_is_counted_and_changes_nothing(world, telemetry, reason) -> None:  # type: ignore[no-untyped-def]
+    ctl, repo, _, _ = world
+    result = ctl.ingest("sites/x/telemetry", telemetry)
+    assert not result.accepted and reason in (result.reason or "")
+    assert ctl.counters["telemetry_rejected"] == 1
+    assert repo.open_sessions() == [] and ctl.take_telemetry() == []
+
+
+def test_late_reading_is_stored_but_never_rewinds_state(world) -> None:  # type: ignore[no-untyped-def]
+    ctl, repo, clock, _ = world
+    clock.t = T0 + timedelta(minutes=10)
+    ctl.ingest("t", reading("c0", at=clock.t, soc=0.5))
+    ctl.ingest("t", reading("c0", plugged=False, at=T0))  # older than what we know
+    assert len(repo.open_sessions()) == 1
+    assert len(ctl.take_telemetry()) == 2
+
+
+def test_problem_starts_now_with_measured_soc_and_active_events(world) -> None:  # type: ignore[no-untyped-def]
+    ctl, repo, clock, _ = world
+    repo.save_constraint(DepartureConstraint("v0", T0 + timedelta(hours=3), target_soc=0.8))
+    ctl.ingest("t", reading("c0", soc=0.2))
+    clock.t = T0 + timedelta(minutes=20)
+    ctl.ingest("t", reading("c0", soc=0.35, at=clock.t))
+    event = GridEvent("cap", T0 + timedelta(hours=1), T0 + timedelta(hours=2), cap_kw=5.0)
+    repo.save_event(EventRecord(event, 1, "active", T0))
+    gone = GridEvent("old", T0 + timedelta(hours=1), T0 + timedelta(hours=2), cap_kw=1.0)
+    repo.save_event(EventRecord(gone, 2, "cancelled", T0))
+    problem = ctl.build_problem()
+    assert problem.grid.start == clock.t
+    (session,) = problem.sessions
+    assert session.arrival == clock.t and session.arrival_soc == pytest.approx(0.35)
+    # Planned to finish one dispatch period before the vehicle leaves.
+    assert session.departure == T0 + timedelta(hours=3) - timedelta(seconds=60)
+    assert [e.event_id for e in problem.events] == ["cap"]
+
+
+def test_sessions_at_an_offline_site_are_not_planned(world) -> None:  # type: ignore[no-untyped-def]
+    ctl, _, _, _ = world
+    ctl.ingest("t", reading("c0"))
+    assert ctl.site_status(SiteStatus("site-0", False, T0)) == "site site-0 offline"
+    assert ctl.build_problem().sessions == ()
+    assert ctl.dispatch() == []  # no plan yet, and no setpoints to an offline site anyway
+
+
+def test_dispatch_sends_the_current_slot_of_the_plan_to_every_charger(world) -> None:  # type: ignore[no-untyped-def]
+    ctl, repo, _, settings = world
+    ctl.ingest("t", reading("c0", soc=0.2))
+    plan = PyomoPlanner().plan(ctl.build_problem())
+    current = ctl.adopt(plan, T0)
+    setpoints = ctl.dispatch()
+    assert {s.charger_id for s in setpoints} == {"c0", "c1", "c2"}
+    by_charger = {s.charger_id: s for s in setpoints}
+    planned = next(s for s in plan.schedules if s.charger_id == "c0").power_kw[0]
+    assert by_charger["c0"].power_kw == pytest.approx(planned, abs=1e-4)
+    assert by_charger["c1"].power_kw == 0.0
+    assert all(s.plan_id == current.plan_id for s in setpoints)
+    assert all(s.valid_until == T0 + settings.lifetime for s in setpoints)
+    assert len(repo.setpoints_since(T0)) == 3
+
+
+def test_restart_keeps_sessions_and_numbering_and_waits_for_a_new_plan(world) -> None:  # type: ignore[no-untyped-def]
+    ctl, repo, clock, settings = world
+    ctl.ingest("t", reading("c0"))
+    ctl.adopt(PyomoPlanner().plan(ctl.build_problem()), T0)
+    first = ctl.dispatch()
+    again = FleetController(repo, FlatForecasts(50.0), clock, settings)
+    assert [s.session.session_id for s in again.sessions()] == [
+        s.session.session_id for s in ctl.sessions()
+    ]
+    assert again.dispatch() == []  # the stored plan is not trusted after a restart
+    again.adopt(PyomoPlanner().plan(again.build_problem()), T0)
+    second = again.dispatch()
+    assert min(s.seq for s in second) > max(s.seq for s in first)
+    assert {s.plan_id for s in second}.isdisjoint({s.plan_id for s in first})
+    record, _ = repo.latest_plan()  # type: ignore[misc]
+    assert not record.superseded and len([p for p in repo.plans() if p.superseded]) == 1
+
+
+def test_a_changed_constraint_reaches_the_next_problem(world) -> None:  # type: ignore[no-untyped-def]
+    ctl, repo, _, _ = world
+    ctl.ingest("t", reading("c0"))
+    repo.save_constraint(DepartureConstraint("v0", T0 + timedelta(hours=2), target_soc=0.6))
+    (session,) = ctl.build_problem().sessions
+    assert session.target_soc == 0.6
+    assert session.departure == T0 + timedelta(hours=2) - timedelta(seconds=60)
