@@ -115,6 +115,8 @@ async def run_demo(
     db: Path,
     console: Console,
     live: bool = True,
+    mqtt: MqttConfig | None = None,
+    planning: PlanningConfig | None = None,
 ) -> DemoResult:
     problem = load_scenario(scenario_path)
     clock = ScaledClock(problem.grid.start, speed)
@@ -122,15 +124,16 @@ async def run_demo(
     db.parent.mkdir(parents=True, exist_ok=True)
     for suffix in ("", "-wal", "-shm"):  # a demo starts from a clean store
         Path(f"{db}{suffix}").unlink(missing_ok=True)
+    planning = planning or PlanningConfig(
+        step_minutes=int(problem.grid.step.total_seconds() // 60),
+        replan_minutes=15,
+        dispatch_seconds=60,
+        time_limit_s=20,
+    )
     settings = RuntimeSettings(
         database_url=f"sqlite:///{db}",
-        mqtt=MqttConfig(embedded_port=free_port()),
-        planning=PlanningConfig(
-            step_minutes=int(problem.grid.step.total_seconds() // 60),
-            replan_minutes=15,
-            dispatch_seconds=60,
-            time_limit_s=20,
-        ),
+        mqtt=mqtt or MqttConfig(embedded_port=free_port()),
+        planning=planning,
     )
     service = await start_service(settings, clock=clock, scenario=problem, speed=speed)
     repo = service.repo
@@ -141,7 +144,7 @@ async def run_demo(
             url=service.mqtt_url,
             prefix=settings.mqtt.prefix,
             client_id="demo-sites",
-            protocol="3.1.1",
+            protocol="3.1.1" if service.broker is not None else settings.mqtt.protocol,
         ),
         clock,
         telemetry_period_s=60.0,
