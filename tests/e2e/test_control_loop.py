@@ -119,3 +119,67 @@ def test_site_falls_back_to_safe_power_when_the_aggregator_stops(tmp_path: Path)
     after = [p for ts, p in history if ts >= valid_until + timedelta(seconds=1)]
     assert before and max(before) > BASE_LOAD_KW + 1.0  # charging while setpoints were valid
     assert after and all(p == pytest.approx(BASE_LOAD_KW) for p in after)  # safe power: 0 kW
+
+
+def test_bad_telemetry_is_counted_and_never_changes_state(tmp_path: Path) -> None:
+    import paho.mqtt.client as mqtt
+
+    async def scenario() -> tuple[dict[str, int], int, int]:
+        problem = load_scenario(write_depot(tmp_path / "depot.yaml", datetime.now(UTC)))
+        settings = RuntimeSettings(
+            database_url=f"sqlite:///{tmp_path / 'bad.db'}",
+            mqtt=MqttConfig(embedded_port=free_port()),
+        )
+        service = await start_service(settings, scenario=problem)
+        host, port = service.mqtt_url.removeprefix("mqtt://").split(":")
+        raw = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2, client_id="bad-site", protocol=mqtt.MQTTv311
+        )
+        # paho's blocking calls go to a worker thread: the broker runs on this event loop.
+        await asyncio.to_thread(raw.connect, host, int(port))
+        raw.loop_start()
+
+        async def publish(t: str, payload: bytes) -> None:
+            await asyncio.to_thread(lambda: raw.publish(t, payload, qos=1).wait_for_publish(5))
+
+        now = datetime.now(UTC)
+        topic = "aggregator/sites/depot/chargers/{}/telemetry"
+        good = (
+            '{{"ts": "{ts}", "power_kw": 0, "plugged": true, "vehicle_id": "v0", '
+            '"soc": {soc}, "status": "ok"}}'
+        )
+        far = (now + timedelta(days=2)).isoformat()
+        bad = [
+            (topic.format("c0"), b"{not json"),
+            (topic.format("c0"), good.format(ts=now.isoformat(), soc=-0.2).encode()),
+            (topic.format("nope"), good.format(ts=now.isoformat(), soc=0.5).encode()),
+            (topic.format("c0"), good.format(ts=far, soc=0.5).encode()),
+        ]
+        try:
+            for t, payload in bad:
+                await publish(t, payload)
+            for _ in range(50):
+                if service.controller.counters["telemetry_rejected"] >= len(bad):
+                    break
+                await asyncio.sleep(0.1)
+            sessions_after_bad = len(service.repo.open_sessions())
+            # The loop is alive: a valid arrival still opens a session.
+            await publish(topic.format("c0"), good.format(ts=now.isoformat(), soc=0.3).encode())
+            for _ in range(50):
+                if service.repo.open_sessions():
+                    break
+                await asyncio.sleep(0.1)
+            return (
+                dict(service.controller.counters),
+                sessions_after_bad,
+                len(service.repo.open_sessions()),
+            )
+        finally:
+            raw.loop_stop()
+            raw.disconnect()
+            await service.stop()
+
+    counters, sessions_after_bad, sessions_after_good = asyncio.run(scenario())
+    assert counters["telemetry_rejected"] == 4
+    assert sessions_after_bad == 0
+    assert sessions_after_good == 1
