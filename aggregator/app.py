@@ -48,6 +48,10 @@ def run_plan(problem: FleetProblem, settings: PlanningSettings | None = None) ->
 # --------------------------------------------------------------------------- the service
 
 
+class StartupError(Exception):
+    """The service cannot start with these settings; the message is one line naming the key."""
+
+
 class FlatForecasts:
     """Constant price and no base load: what the service plans with when no fleet file says."""
 
@@ -148,7 +152,14 @@ async def start_service(
     url = settings.mqtt.url
     if url is None:
         broker = EmbeddedBroker(port=settings.mqtt.embedded_port)
-        await broker.start()
+        try:
+            await broker.start()
+        except OSError as exc:
+            repo.dispose()
+            raise StartupError(
+                f"mqtt.embedded_port: cannot listen on {broker.port}: {exc.strerror or exc} "
+                "(set mqtt.url to use the broker already there, or pick another port)"
+            ) from exc
         url = broker.url
     controller = FleetController(repo, forecasts, clock, control_settings(settings.planning))
     planner = PyomoPlanner(PlannerSettings(time_limit_s=settings.planning.time_limit_s))

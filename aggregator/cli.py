@@ -155,13 +155,11 @@ def demo(
     ] = DEFAULT_DEMO,
     speed: Annotated[
         float, typer.Option("--speed", help="Simulated seconds per wall second, > 0.")
-    ] = 120.0,
+    ] = 240.0,
     hours: Annotated[
-        float | None,
-        typer.Option(
-            "--hours", help="Simulated hours to run (default: the scenario's).", show_default=False
-        ),
-    ] = None,
+        float,
+        typer.Option("--hours", help="Simulated hours to run; 0 = the scenario's whole horizon."),
+    ] = 8.0,
     db: Annotated[Path, typer.Option("--db", help="SQLite file (reset at start).")] = Path(
         "var/demo.db"
     ),
@@ -170,8 +168,8 @@ def demo(
     """Run the whole loop on this machine: embedded broker, SQLite, simulated sites."""
     if not speed > 0:
         raise _fail(f"--speed: must be a positive number, got {speed:g}")
-    if hours is not None and not hours > 0:
-        raise _fail(f"--hours: must be a positive number, got {hours:g}")
+    if hours < 0:
+        raise _fail(f"--hours: must be >= 0, got {hours:g}")
     try:
         load_scenario(scenario)
     except ScenarioError as err:
@@ -182,7 +180,9 @@ def demo(
 
     console = Console()
     result = asyncio.run(
-        run_demo(scenario, speed=speed, hours=hours, db=db, console=console, live=not no_live)
+        run_demo(
+            scenario, speed=speed, hours=hours or None, db=db, console=console, live=not no_live
+        )
     )
     console.print(
         f"sessions ended {result.sessions}, reached their target {result.reached}; "

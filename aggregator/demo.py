@@ -151,8 +151,10 @@ async def run_demo(
     )
     await sim.start()
     console.print(
-        f"demo: {scenario_path.name}, {problem.grid.start:%Y-%m-%d %H:%M} to {end:%H:%M} UTC at "
-        f"{speed:g}x; broker {service.mqtt_url}, store {db}",
+        f"demo: {scenario_path.name} from {problem.grid.start:%Y-%m-%d %H:%M} to "
+        f"{end:%Y-%m-%d %H:%M} UTC at {speed:g}x\n"
+        f"  MQTT broker  {service.mqtt_url}  (topics {settings.mqtt.prefix}/sites/#)\n"
+        f"  store        {db}  (SQLite: sessions, plans, setpoints, telemetry)",
         highlight=False,
     )
     display = Live(console=console, auto_refresh=False) if live else contextlib.nullcontext()
@@ -167,6 +169,7 @@ async def run_demo(
     finally:
         await sim.stop()
         await service.stop()
+    console.print()
     return summarise(sim, problem, service)
 
 

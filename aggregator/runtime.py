@@ -196,5 +196,11 @@ class AggregatorRuntime:
 
     async def flush_telemetry(self) -> None:
         batch = self.controller.take_telemetry()
-        if batch:
+        if not batch:
+            return
+        try:
             await asyncio.to_thread(self.controller.repo.add_telemetry, batch)
+        except Exception:
+            # Keep accepted readings for the next flush while the store is away, within bounds.
+            log.exception("storing %d telemetry readings failed; kept for retry", len(batch))
+            self.controller.return_telemetry(batch)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import sys
 
-from aggregator.app import start_service
+from aggregator.app import StartupError, start_service
 from aggregator.settings import RuntimeSettings
 
 log = logging.getLogger("aggregator")
@@ -27,9 +28,14 @@ async def _serve(settings: RuntimeSettings) -> None:
 
 
 def serve(settings: RuntimeSettings) -> int:
+    """Run until a signal; 0 on a clean stop, 2 (one line on stderr) on a bad setting."""
     logging.basicConfig(
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    asyncio.run(_serve(settings))
+    try:
+        asyncio.run(_serve(settings))
+    except StartupError as err:
+        print(str(err), file=sys.stderr)
+        return 2
     return 0

@@ -49,6 +49,11 @@ class ControlSettings:
     default_arrival_soc: float = 0.5
     default_battery_kwh: float = 60.0
     max_clock_skew: timedelta = timedelta(minutes=5)
+    # Plans aim this far above each departure target (fraction of the battery): dispatch
+    # latency and metering error must not leave a vehicle just under what was asked.
+    target_margin_soc: float = 0.005
+    # Readings held in memory while the store is unreachable.
+    max_pending_telemetry: int = 200_000
 
     @property
     def lifetime(self) -> timedelta:
@@ -151,6 +156,16 @@ class FleetController:
         """Readings accepted since the last call, for the store (written in batches)."""
         batch, self._pending_telemetry = self._pending_telemetry, []
         return batch
+
+    def return_telemetry(self, batch: list[Telemetry]) -> None:
+        """Put back readings the store could not take; the oldest go first past the bound."""
+        pending = batch + self._pending_telemetry
+        excess = len(pending) - self.settings.max_pending_telemetry
+        if excess > 0:
+            self.counters["telemetry_dropped"] += excess
+            log.error("telemetry buffer full: dropped the %d oldest readings", excess)
+            pending = pending[excess:]
+        self._pending_telemetry = pending
 
     def site_status(self, status: SiteStatus) -> str | None:
         """Record a site going on- or offline; returns a re-plan reason when it changed."""
@@ -293,10 +308,13 @@ class FleetController:
         # Plan to be done one dispatch period early: the last setpoint reaches the charger
         # that much late. Overdue but still plugged in: finish as soon as possible.
         departure = max(s.departure - self.settings.dispatch_period, now + self.settings.step)
-        energy = None
+        margin = self.settings.target_margin_soc
+        energy, target_soc = None, None
         if s.energy_kwh is not None:
-            wanted = s.arrival_soc * vehicle.battery_kwh + s.energy_kwh
+            wanted = (s.arrival_soc + margin) * vehicle.battery_kwh + s.energy_kwh
             energy = max(0.0, wanted - live.energy_kwh)
+        if s.target_soc is not None:
+            target_soc = min(1.0, s.target_soc + margin)
         min_soc = min(s.min_soc, s.target_soc) if s.target_soc is not None else s.min_soc
         return Session(
             session_id=s.session_id,
@@ -305,7 +323,7 @@ class FleetController:
             arrival=now,
             departure=departure,
             arrival_soc=soc,
-            target_soc=s.target_soc,
+            target_soc=target_soc,
             energy_kwh=energy,
             min_soc=min_soc,
         )

@@ -11,6 +11,7 @@ import logging
 import socket
 
 from amqtt.broker import Broker
+from amqtt.errors import BrokerError
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +65,21 @@ class EmbeddedBroker:
             },
         }
         broker = _ClosingBroker(config)
-        await broker.start()
+        # amqtt logs a traceback for a failed start and then raises it; the raise is enough.
+        amqtt_log = logging.getLogger("amqtt.broker")
+        level = amqtt_log.level
+        amqtt_log.setLevel(logging.CRITICAL)
+        try:
+            await broker.start()
+        except BrokerError as exc:
+            # Callers handle "cannot listen" as the OSError it is underneath (port in use).
+            cause = exc.__cause__ if isinstance(exc.__cause__, OSError) else None
+            raise OSError(
+                cause.errno if cause else None,
+                cause.strerror if cause else str(exc),
+            ) from exc
+        finally:
+            amqtt_log.setLevel(level)
         self._broker = broker
 
     async def stop(self) -> None:

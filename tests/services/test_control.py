@@ -181,5 +181,21 @@ def test_a_changed_constraint_reaches_the_next_problem(world) -> None:  # type: 
     ctl.ingest("t", reading("c0"))
     repo.save_constraint(DepartureConstraint("v0", T0 + timedelta(hours=2), target_soc=0.6))
     (session,) = ctl.build_problem().sessions
-    assert session.target_soc == 0.6
+    assert session.target_soc == pytest.approx(0.6 + ctl.settings.target_margin_soc)
     assert session.departure == T0 + timedelta(hours=2) - timedelta(seconds=60)
+
+
+def test_telemetry_the_store_could_not_take_is_kept_within_bounds(world) -> None:  # type: ignore[no-untyped-def]
+    ctl, _, clock, _ = world
+    small = FleetController(
+        ctl.repo, ctl.forecasts, clock, ControlSettings(max_pending_telemetry=3)
+    )
+    for minute in range(2):
+        small.ingest("t", reading("c0", at=T0 + timedelta(minutes=minute)))
+    batch = small.take_telemetry()
+    small.ingest("t", reading("c0", at=T0 + timedelta(minutes=2)))
+    small.ingest("t", reading("c0", at=T0 + timedelta(minutes=3)))
+    small.return_telemetry(batch)  # the store refused the first batch
+    kept = small.take_telemetry()
+    assert [t.ts.minute for t in kept] == [1, 2, 3]  # oldest dropped past the bound of 3
+    assert small.counters["telemetry_dropped"] == 1
