@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from aggregator.domain import SiteStatus, Telemetry
+from aggregator.domain import DepartureConstraint, EventRecord, SiteStatus, Telemetry
 from aggregator.ports import Clock, Planner, SetpointSink
 from aggregator.services.control import FleetController
 
@@ -81,6 +81,17 @@ class AggregatorRuntime:
         reason = self.controller.site_status(status)
         if reason:
             self.request_replan(reason)
+
+    # ---------------------------------------------------------- commands (API, VEN)
+    async def submit_constraint(self, constraint: DepartureConstraint) -> None:
+        """Store a departure constraint (durable before returning) and re-plan at once."""
+        await asyncio.to_thread(self.controller.repo.save_constraint, constraint)
+        self.request_replan(f"constraint for {constraint.vehicle_id}")
+
+    async def submit_event(self, record: EventRecord) -> None:
+        """Store a grid event (durable before returning) and re-plan at once."""
+        await asyncio.to_thread(self.controller.repo.save_event, record)
+        self.request_replan(f"grid event {record.event.event_id} ({record.status})")
 
     # ---------------------------------------------------------- lifecycle
     async def start(self) -> None:

@@ -19,7 +19,6 @@ from datetime import datetime, timedelta
 
 from aggregator.domain import (
     DepartureConstraint,
-    EventRecord,
     Fleet,
     FleetProblem,
     GridEvent,
@@ -340,9 +339,6 @@ class FleetController:
                 continue
             out.append(replace(e, site_ids=frozenset(sites)))
         return out
-
-    def save_event(self, record: EventRecord) -> None:
-        self.repo.save_event(record)
 
     def adopt(self, plan: Plan, created_at: datetime) -> CurrentPlan:
         """Make ``plan`` current (stored first; every older plan is superseded)."""

@@ -183,3 +183,48 @@ def test_bad_telemetry_is_counted_and_never_changes_state(tmp_path: Path) -> Non
     assert counters["telemetry_rejected"] == 4
     assert sessions_after_bad == 0
     assert sessions_after_good == 1
+
+
+def test_a_new_constraint_or_grid_event_is_planned_at_once(tmp_path: Path) -> None:
+    from aggregator.domain import DepartureConstraint, EventRecord, GridEvent, Telemetry
+
+    async def scenario() -> None:
+        now = datetime.now(UTC)
+        problem = load_scenario(write_depot(tmp_path / "depot.yaml", now))
+        settings = RuntimeSettings(
+            database_url=f"sqlite:///{tmp_path / 'triggers.db'}",
+            mqtt=MqttConfig(embedded_port=free_port()),
+            planning=PlanningConfig(replan_minutes=60),  # no periodic re-plan in this test
+        )
+        service = await start_service(settings, scenario=problem)
+        runtime, ctl = service.runtime, service.controller
+
+        async def next_plan(after: int) -> None:
+            for _ in range(100):
+                if len(runtime.plan_seconds) > after:
+                    return
+                await asyncio.sleep(0.05)
+            pytest.fail("no re-plan within 5 s")
+
+        try:
+            runtime.on_telemetry("t", Telemetry("depot", "c0", now, 0.0, True, "v0", 0.2))
+            await next_plan(1)
+            n = len(runtime.plan_seconds)
+            await runtime.submit_constraint(
+                DepartureConstraint("v0", now + timedelta(hours=2), target_soc=0.4)
+            )
+            await next_plan(n)
+            assert ctl.current is not None
+            (outcome,) = ctl.current.plan.outcomes
+            assert outcome.target_kwh == pytest.approx((0.4 + 0.005) * 40)
+
+            n = len(runtime.plan_seconds)
+            event = GridEvent("dr-now", now, now + timedelta(hours=1), cap_kw=6.0)
+            await runtime.submit_event(EventRecord(event, 0, "active", now))
+            await next_plan(n)
+            assert [e.event_id for e in ctl.current.plan.events] == ["dr-now"]
+            assert max(ctl.current.plan.events[0].planned_import_kw) <= 6.0 + 1e-6
+        finally:
+            await service.stop()
+
+    asyncio.run(scenario())
