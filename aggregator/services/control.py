@@ -30,7 +30,7 @@ from aggregator.domain import (
     TimeGrid,
     Vehicle,
 )
-from aggregator.ports import Clock, ForecastSource, Repository
+from aggregator.ports import Clock, ForecastSource, Repository, SetpointSink
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +98,7 @@ class FleetController:
         self.clock = clock
         self.settings = settings or ControlSettings()
         self.fleet: Fleet = repo.load_fleet()
+        self._chargers = {c.charger_id: c for c in self.fleet.chargers}
         self._charger_site = {c.charger_id: c.site_id for c in self.fleet.chargers}
         self._vehicles = {v.vehicle_id: v for v in self.fleet.vehicles}
         self.live: dict[str, LiveSession] = {}
@@ -179,7 +180,7 @@ class FleetController:
         known = self._vehicles.get(vehicle_id)
         if known is not None:
             return known
-        charger = self.fleet.charger(charger_id)
+        charger = self._chargers.get(charger_id)
         return Vehicle(
             vehicle_id,
             battery_kwh=self.settings.default_battery_kwh,
@@ -351,7 +352,11 @@ class FleetController:
 
     # ------------------------------------------------------------------ dispatch
     def dispatch(self, now: datetime | None = None) -> list[Setpoint]:
-        """Setpoints for every charger of every online site, from the current plan."""
+        """Setpoints for every charger of every online site, from the current plan.
+
+        The caller records them in the store before publishing (``deliver``), so numbering
+        survives a restart and every setpoint sent can be traced to its plan.
+        """
         if self.current is None:
             return []
         now = now or self.clock.now()
@@ -383,9 +388,16 @@ class FleetController:
                     seq=self._seq,
                 )
             )
-        self.repo.record_setpoints(out)
         self.counters["setpoints_sent"] += len(out)
         return out
+
+    def deliver(self, setpoints: Sequence[Setpoint], sink: SetpointSink | None) -> None:
+        """Record, then publish. Blocking: the runtime calls it from a worker thread."""
+        if not setpoints:
+            return
+        self.repo.record_setpoints(setpoints)
+        if sink is not None:
+            sink.publish(setpoints)
 
     def sessions(self) -> Sequence[LiveSession]:
         return list(self.live.values())

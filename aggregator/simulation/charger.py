@@ -53,8 +53,12 @@ class SimCharger:
         return True
 
     def on_fallback(self, at: datetime) -> bool:
-        """True when no setpoint is valid at ``at`` (none came, or it expired)."""
-        return self.setpoint is None or at >= self.setpoint.valid_until
+        """True when no setpoint is valid at ``at``: none came, it expired, or it was issued
+        before the plugged-in vehicle arrived (it was meant for the one before)."""
+        sp = self.setpoint
+        if sp is None or at >= sp.valid_until:
+            return True
+        return self.plugged is not None and sp.issued_at < self.plugged.session.arrival
 
     def commanded_kw(self, at: datetime) -> float:
         """The power asked for at ``at``, before any limit. [kW]"""

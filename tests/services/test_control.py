@@ -155,7 +155,15 @@ def test_dispatch_sends_the_current_slot_of_the_plan_to_every_charger(world) -> 
     assert by_charger["c1"].power_kw == 0.0
     assert all(s.plan_id == current.plan_id for s in setpoints)
     assert all(s.valid_until == T0 + settings.lifetime for s in setpoints)
-    assert len(repo.setpoints_since(T0)) == 3
+    published: list = []
+
+    class Sink:
+        def publish(self, sps) -> None:  # type: ignore[no-untyped-def]
+            assert len(repo.setpoints_since(T0)) == 3  # recorded before they go out
+            published.extend(sps)
+
+    ctl.deliver(setpoints, Sink())
+    assert published == setpoints
 
 
 def test_restart_keeps_sessions_and_numbering_and_waits_for_a_new_plan(world) -> None:  # type: ignore[no-untyped-def]
@@ -163,6 +171,7 @@ def test_restart_keeps_sessions_and_numbering_and_waits_for_a_new_plan(world) ->
     ctl.ingest("t", reading("c0"))
     ctl.adopt(PyomoPlanner().plan(ctl.build_problem()), T0)
     first = ctl.dispatch()
+    ctl.deliver(first, None)
     again = FleetController(repo, FlatForecasts(50.0), clock, settings)
     assert [s.session.session_id for s in again.sessions()] == [
         s.session.session_id for s in ctl.sessions()

@@ -169,7 +169,7 @@ def test_empty_battery_stops_discharging() -> None:
 
 def test_vehicle_plugs_in_at_arrival_and_out_at_departure() -> None:
     site = SimulatedSite(problem(arrival_min=60, departure_min=180, target_soc=0.5), SITE)
-    site.apply_setpoint(setpoint(10.0, valid_min=8 * 60))
+    site.apply_setpoint(setpoint(10.0, valid_min=8 * 60, issued_min=60))
     (before,) = site.telemetry(at(59))
     assert (before.plugged, before.vehicle_id, before.power_kw, before.soc) == (
         False,
@@ -193,7 +193,7 @@ def test_vehicle_plugs_in_at_arrival_and_out_at_departure() -> None:
 
 def test_one_advance_across_arrival_and_departure_integrates_only_the_plugged_time() -> None:
     site = SimulatedSite(problem(arrival_min=90, departure_min=150), SITE)
-    site.apply_setpoint(setpoint(10.0, valid_min=8 * 60))
+    site.apply_setpoint(setpoint(10.0, valid_min=8 * 60, issued_min=90))
     site.advance(at(8 * 60))
     (result,) = site.report()
     assert result.energy_kwh == pytest.approx(12.0 + 10.0)
@@ -247,7 +247,8 @@ def test_back_to_back_sessions_share_a_charger() -> None:
     first, second = site.report()
     assert (first.session_id, first.reached, second.session_id) == ("a", True, "b")
     assert first.energy_kwh == pytest.approx(15.0)
-    assert second.energy_kwh == pytest.approx(35.0)
+    # The setpoint was issued for the first vehicle; the second stays on safe power (0 kW).
+    assert second.energy_kwh == pytest.approx(25.0)
 
 
 def test_telemetry_omits_soc_for_a_charger_that_cannot_read_it() -> None:
@@ -294,3 +295,15 @@ def test_shipped_scenarios_simulate_a_whole_day_on_safe_power(name: str) -> None
     in_horizon = {s.session_id for s in fleet.sessions}
     assert {r.session_id for r in results} == in_horizon
     assert all(0.0 <= r.soc <= 1.0 for r in results)
+
+
+def test_a_setpoint_issued_before_the_vehicle_arrived_is_not_applied_to_it() -> None:
+    # It was meant for the previous vehicle: the new one starts on safe power until the
+    # aggregator has seen it arrive and sent a fresh setpoint.
+    site = SimulatedSite(problem(arrival_min=60, departure_min=180), SITE, safe_power_kw=1.0)
+    site.apply_setpoint(setpoint(10.0, valid_min=8 * 60, issued_min=30))
+    (reading,) = site.telemetry(at(90))
+    assert (reading.power_kw, reading.status) == (1.0, "fallback")
+    site.apply_setpoint(setpoint(7.0, seq=2, valid_min=8 * 60, issued_min=91), at=at(91))
+    (reading,) = site.telemetry(at(100))
+    assert (reading.power_kw, reading.status) == (7.0, "charging")
