@@ -124,10 +124,15 @@ async def run_demo(
     db.parent.mkdir(parents=True, exist_ok=True)
     for suffix in ("", "-wal", "-shm"):  # a demo starts from a clean store
         Path(f"{db}{suffix}").unlink(missing_ok=True)
+    # A protocol built for real time keeps some wall-clock room at any speed: dispatch at
+    # most every 0.5 s and setpoints valid at least 2 s of wall time (at 900x a 3-minute
+    # lifetime is 0.2 s, less than the embedded broker's latency under load).
+    dispatch_s = max(60.0, 0.5 * speed)
     planning = planning or PlanningConfig(
         step_minutes=int(problem.grid.step.total_seconds() // 60),
         replan_minutes=15,
-        dispatch_seconds=60,
+        dispatch_seconds=dispatch_s,
+        setpoint_lifetime_seconds=max(3 * dispatch_s, 2.0 * speed),
         time_limit_s=20,
     )
     settings = RuntimeSettings(

@@ -153,7 +153,7 @@ class AggregatorRuntime:
                 start = time.perf_counter()
                 plan = await asyncio.to_thread(self.planner.plan, problem)
                 self.plan_seconds.append(time.perf_counter() - start)
-                current = self.controller.adopt(plan, now)
+                current = self.controller.adopt(plan, now, problem)
                 log.info(
                     "plan %s (%s): %s/%s, %d sessions, shortfall %.1f kWh",
                     current.plan_id,

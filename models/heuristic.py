@@ -138,7 +138,10 @@ def heuristic_powers(cp: CompiledProblem) -> tuple[FloatArray, FloatArray, Float
         laxity_h = np.where(
             can_charge[i], (charge_from_k[ks] - need_kwh) / full_rate_kwh_per_h[i], np.inf
         )
-        alloc = _allocate_sites(want_kw, k_site[ks], laxity_h, headroom_kw[:, t])
+        # Headroom is used at instantaneous power: a vehicle there for part of the slot
+        # draws its average power / share while plugged in.
+        share = cp.k_share[ks]
+        alloc = share * _allocate_sites(want_kw / share, k_site[ks], laxity_h, headroom_kw[:, t])
         if caps_at[t]:
             alloc = _apply_caps(alloc, k_site[ks], laxity_h, caps_at[t])
         pc[ks] = alloc

@@ -75,7 +75,11 @@ class CurrentPlan:
     plan_id: str
     created_at: datetime
     plan: Plan
-    power_by_charger: dict[str, tuple[int, tuple[float, ...]]] = field(default_factory=dict)
+    # Per charger: first slot, planned (average) power per slot, and the share of each slot
+    # the vehicle is plugged in (power while plugged in = average / share).
+    power_by_charger: dict[str, tuple[int, tuple[float, ...], tuple[float, ...]]] = field(
+        default_factory=dict
+    )
 
 
 @dataclass(frozen=True)
@@ -110,6 +114,7 @@ class FleetController:
         self.site_online: dict[str, bool] = {s.site_id: True for s in self.fleet.sites}
         self.current: CurrentPlan | None = None  # after a restart, nothing until re-planned
         self._seq = repo.last_setpoint_seq()
+        self._last_power: dict[str, float] = {}
         self._pending_telemetry: list[Telemetry] = []
         self.counters: Counter[str] = Counter()
 
@@ -305,9 +310,13 @@ class FleetController:
         vehicle = self._vehicle_for(s.vehicle_id, s.charger_id)
         vehicles.setdefault(vehicle.vehicle_id, vehicle)
         soc = min(1.0, max(0.0, live.energy_kwh / vehicle.battery_kwh))
-        # Plan to be done one dispatch period early: the last setpoint reaches the charger
-        # that much late. Overdue but still plugged in: finish as soon as possible.
-        departure = max(s.departure - self.settings.dispatch_period, now + self.settings.step)
+        # Plan to be done one dispatch period early (the last setpoint reaches the charger that
+        # much late), or by the departure itself when that is closer than a period. A vehicle
+        # leaving within the first slot gets a partial slot: dispatch sends average / share.
+        # Overdue but still plugged in: finish as soon as possible.
+        departure = s.departure - self.settings.dispatch_period
+        if departure <= now:
+            departure = s.departure if s.departure > now else now + self.settings.step
         margin = self.settings.target_margin_soc
         energy, target_soc = None, None
         if s.energy_kwh is not None:
@@ -341,11 +350,20 @@ class FleetController:
             out.append(replace(e, site_ids=frozenset(sites)))
         return out
 
-    def adopt(self, plan: Plan, created_at: datetime) -> CurrentPlan:
-        """Make ``plan`` current (stored first; every older plan is superseded)."""
+    def adopt(self, plan: Plan, created_at: datetime, problem: FleetProblem) -> CurrentPlan:
+        """Make ``plan`` (made for ``problem``) current: stored first, older plans superseded."""
         plan_id = f"{created_at.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
         self.repo.save_plan(plan_id, created_at, plan)
-        power = {s.charger_id: (s.first_slot, s.power_kw) for s in plan.schedules}
+        sessions = {s.session_id: s for s in problem.sessions}
+        power = {}
+        for sched in plan.schedules:
+            s = sessions[sched.session_id]
+            pos_a, pos_d = plan.grid.position(s.arrival), plan.grid.position(s.departure)
+            shares = tuple(
+                min(i + 1.0, pos_d) - max(float(i), pos_a)
+                for i in range(sched.first_slot, sched.first_slot + len(sched.power_kw))
+            )
+            power[sched.charger_id] = (sched.first_slot, sched.power_kw, shares)
         self.current = CurrentPlan(plan_id, created_at, plan, power)
         self.counters[f"plans_{plan.solver_path}"] += 1
         return self.current
@@ -365,7 +383,7 @@ class FleetController:
             return []
         slot = max(0, int(grid.position(now) // 1))
         valid_until = now + self.settings.lifetime
-        out = []
+        powers: list[tuple[str, str, float]] = []
         for charger in self.fleet.chargers:
             if not self.site_online.get(charger.site_id, False):
                 continue
@@ -373,15 +391,26 @@ class FleetController:
             sched = self.current.power_by_charger.get(charger.charger_id)
             live = self.live.get(charger.charger_id)
             if sched is not None and live is not None:
-                first, values = sched
+                first, values, shares = sched
                 if first <= slot < first + len(values):
-                    power = values[slot - first]
+                    # The vehicle leaves inside this slot: it must draw the slot's energy while
+                    # it is still there (the plan's site limit holds for this, see the LP).
+                    power = values[slot - first] / max(shares[slot - first], 1e-9)
+            # Rounded toward zero: the sum of rounded setpoints must not creep past a limit.
+            power = math.trunc(power * 1e4) / 1e4
+            powers.append((charger.charger_id, charger.site_id, power))
+        # Reductions first: while a dispatch is on its way, a charger told to go up before
+        # another is told to go down could take the site over its limit.
+        powers.sort(key=lambda x: x[2] - self._last_power.get(x[0], 0.0))
+        out = []
+        for charger_id, site_id, power in powers:
             self._seq += 1
+            self._last_power[charger_id] = power
             out.append(
                 Setpoint(
-                    charger_id=charger.charger_id,
-                    site_id=charger.site_id,
-                    power_kw=round(power, 4),
+                    charger_id=charger_id,
+                    site_id=site_id,
+                    power_kw=power,
                     issued_at=now,
                     valid_until=valid_until,
                     plan_id=self.current.plan_id,

@@ -158,6 +158,12 @@ class SimulatedSite:
         ]
         return [*self._results, *plugged]
 
+    def next_plug_at(self) -> datetime | None:
+        """When the next vehicle plugs in or out (None when no more will)."""
+        if self._next_event < len(self._events):
+            return self._events[self._next_event].at
+        return None
+
     # --- internals
 
     def _plug_events(self) -> list[_PlugEvent]:

@@ -147,6 +147,11 @@ class SiteSimulator:
             self.gateways[reading.site_id].publish_telemetry(reading)
         return readings
 
+    def _next_plug_at(self) -> datetime | None:
+        with self._lock:
+            times = [t for site in self.sites.values() if (t := site.next_plug_at()) is not None]
+        return min(times, default=None)
+
     def site_power_kw(self, now: datetime | None = None) -> dict[str, float]:
         """Net power at each site's meter at ``now`` (default: the clock's now). [kW]"""
         with self._lock:
@@ -206,7 +211,12 @@ class SiteSimulator:
                 next_tick = now + period
             if until is not None:
                 next_tick = min(next_tick, until)
-            await self.clock.sleep_sim(max(0.0, (next_tick - now).total_seconds()))
+            # Like a real gateway, report a plug-in or plug-out the moment it happens.
+            plug = self._next_plug_at()
+            wake = min(next_tick, plug) if plug is not None and plug > now else next_tick
+            await self.clock.sleep_sim(max(0.0, (wake - now).total_seconds()))
+            if wake < next_tick:
+                next_tick -= period  # an extra tick: the periodic one stays where it was
 
     async def _connect(self) -> None:
         if self._connected:

@@ -58,6 +58,9 @@ class CompiledProblem:
     k_slot: IntArray
     pc_ub_kw: FloatArray
     pd_ub_kw: FloatArray
+    # Share of the slot the vehicle is plugged in (1 except at arrival/departure). Power in a
+    # slot is its average; while plugged in the charger draws power / share.
+    k_share: FloatArray
     # --- sites (index s) ---
     site_ids: tuple[str, ...]
     net_base_kw: FloatArray  # (S, T) base load minus PV
@@ -89,6 +92,18 @@ class CompiledProblem:
     @property
     def n_sites(self) -> int:
         return len(self.site_ids)
+
+    @property
+    def partial_k(self) -> IntArray:
+        """Session-slots where the vehicle is plugged in for part of the slot only."""
+        return np.flatnonzero(self.k_share < 1.0 - 1e-9)
+
+    @property
+    def instant_site_slots(self) -> IntArray:
+        """Site-slots (site * n_slots + slot) holding a partly plugged-in session, sorted."""
+        partial = self.partial_k
+        keys = self.sess_site[self.k_sess[partial]] * self.n_slots + self.k_slot[partial]
+        return np.unique(keys).astype(np.int64)
 
     @property
     def v2g_k(self) -> IntArray:
@@ -140,6 +155,7 @@ def compile_problem(problem: FleetProblem) -> CompiledProblem:
     k_slot: list[int] = []
     pc_ub: list[float] = []
     pd_ub: list[float] = []
+    share: list[float] = []
     for s in problem.sessions:
         vehicle = problem.vehicle_by_id[s.vehicle_id]
         charger = problem.charger_by_id[s.charger_id]
@@ -167,6 +183,7 @@ def compile_problem(problem: FleetProblem) -> CompiledProblem:
             k_slot.append(t)
             pc_ub.append(p_c * f)
             pd_ub.append(p_d * f)
+            share.append(min(1.0, f))
         k_start.append(len(k_sess))
         e0.append(start_e)
         # V2G never takes the battery below min SoC (or below where it arrived, if lower).
@@ -213,6 +230,7 @@ def compile_problem(problem: FleetProblem) -> CompiledProblem:
         k_slot=ints(k_slot),
         pc_ub_kw=floats(pc_ub),
         pd_ub_kw=floats(pd_ub),
+        k_share=floats(share),
         site_ids=site_ids,
         net_base_kw=net_base,
         import_limit_kw=floats([s.import_limit_kw for s in problem.sites]),

@@ -104,6 +104,35 @@ def build_direct(cp: CompiledProblem, settings: PlannerSettings) -> tuple[LpArra
     rows.add(batt_site_row, o["bc"] + bt, 1.0)
     rows.add(batt_site_row, o["bd"] + bt, -1.0)
 
+    # --- instantaneous site limits where a vehicle is plugged in for part of a slot only:
+    # it draws power/share while there, so the limit must hold with it counted that way.
+    # sum(pc/share - pd/share) + bc - bd - imp_over + exp_over in [-exp_lim - base, lim - base]
+    inst = cp.instant_site_slots
+    if inst.size:
+        base = cp.net_base_kw.ravel()[inst]
+        site_of = inst // n_t
+        r0 = rows.block(
+            -cp.export_limit_kw[site_of] - base, cp.import_limit_kw[site_of] - base
+        )
+        row_of_key = dict(zip(inst.tolist(), range(inst.size), strict=True))
+        key = cp.sess_site[cp.k_sess] * n_t + cp.k_slot
+        ks = np.flatnonzero(np.isin(key, inst))
+        kr = r0 + np.fromiter((row_of_key[x] for x in key[ks].tolist()), dtype=np.int64)
+        rows.add(kr, o["pc"] + ks, 1.0 / cp.k_share[ks])
+        v_of_k = np.full(n_k, -1, dtype=np.int64)
+        v_of_k[vk] = j
+        vks = ks[v_of_k[ks] >= 0]
+        vkr = kr[v_of_k[ks] >= 0]
+        rows.add(vkr, o["pd"] + v_of_k[vks], -1.0 / cp.k_share[vks])
+        rr = r0 + np.arange(inst.size)
+        rows.add(rr, o["imp_over"] + inst, -1.0)
+        rows.add(rr, o["exp_over"] + inst, 1.0)
+        for b, site in enumerate(cp.batt_site.tolist()):
+            mine = np.flatnonzero(site_of == site)
+            cols = b * n_t + inst[mine] % n_t
+            rows.add(rr[mine], o["bc"] + cols, 1.0)
+            rows.add(rr[mine], o["bd"] + cols, -1.0)
+
     # --- site battery balance: eb[t] - eb[t-1] - eta_c dt bc + dt/eta_d bd = (eb0 | 0)
     rhs = np.where(t_of == 0, cp.batt_e0_kwh[b_of], 0.0)
     r0 = rows.block(rhs, rhs)

@@ -46,6 +46,31 @@ def site_net_power(
     return np.asarray(net, dtype=float)
 
 
+def instant_excess_kw(
+    cp: CompiledProblem, pc: FloatArray, pd: FloatArray, batt_kw: FloatArray
+) -> FloatArray:
+    """Per site-slot (flat), how far instantaneous power breaks a limit (0 where no partial
+    session is in the slot, or none is broken). [kW]"""
+    n_s, n_t = cp.n_sites, cp.n_slots
+    out = np.zeros(n_s * n_t)
+    keys = cp.instant_site_slots
+    if keys.size == 0:
+        return out
+    flat = cp.sess_site[cp.k_sess] * n_t + cp.k_slot
+    ev = np.bincount(flat, weights=(pc - pd) / cp.k_share, minlength=n_s * n_t)
+    inst: FloatArray = np.asarray(ev, dtype=float) + cp.net_base_kw.ravel()
+    if cp.batt_site.size:
+        batt = np.zeros((n_s, n_t))
+        np.add.at(batt, cp.batt_site, batt_kw)
+        inst = inst + batt.ravel()
+    site = keys // n_t
+    excess = np.maximum(inst[keys] - cp.import_limit_kw[site], 0.0) + np.maximum(
+        -cp.export_limit_kw[site] - inst[keys], 0.0
+    )
+    out[keys] = excess
+    return out
+
+
 def _shortfall_reason(cp: CompiledProblem, i: int, net: FloatArray, path: SolverPath) -> str:
     ks = slice(cp.k_start[i], cp.k_start[i + 1])
     reachable = cp.e0_kwh[i] + cp.eta_c[i] * cp.dt_h * float(cp.pc_ub_kw[ks].sum())
@@ -88,6 +113,11 @@ def build_plan(
     over = np.maximum(imp - cp.import_limit_kw[:, None], 0.0) + np.maximum(
         exp - cp.export_limit_kw[:, None], 0.0
     )
+    # Where a vehicle is there for part of a slot it draws power/share meanwhile: the limit
+    # counts the larger of the slot's average and that instantaneous excess.
+    inst_over = instant_excess_kw(cp, pc, pd, batt_kw)
+    np.maximum(over.ravel(), inst_over, out=inst_over)
+    over = inst_over.reshape(over.shape)
     last_k = cp.k_start[1:] - 1
     e_end = energy[last_k] if cp.n_sessions else np.zeros(0)
     shortfall = np.maximum(cp.e_req_kwh - e_end, 0.0)

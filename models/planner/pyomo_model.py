@@ -16,6 +16,8 @@ Constraints:
   eta_c dt);
 - ``site_balance``: EV power + battery - import + export = -(base load - PV), per site and slot,
   with import/export bounded by the grid connection (excess penalised);
+- ``site_instant``: where a vehicle is plugged in for part of a slot, it draws power/share
+  while there; the connection limit must hold with it counted so (excess penalised too);
 - ``battery_balance``: the site battery's energy recursion (it ends no emptier than it began);
 - ``event_cap``: aggregate net import of an event's sites - slack <= cap, per event slot.
 
@@ -128,6 +130,34 @@ def build_pyomo(cp: CompiledProblem, settings: PlannerSettings) -> pyo.ConcreteM
         ]
         site_rows.append((rhs_site[st], _lin(terms), rhs_site[st]))
     m.site_balance = pyo.Constraint(range(len(site_rows)), rule=lambda _, r: site_rows[r])
+
+    # Instantaneous site limits where a vehicle is plugged in for part of a slot: it draws
+    # power/share while there, so the connection limit must hold counting it that way.
+    share = cp.k_share.tolist()
+    inst_keys = cp.instant_site_slots.tolist()
+    inst_terms: dict[int, list[Any]] = {key: [] for key in inst_keys}
+    for k in range(cp.n_session_slots):
+        key = sess_site[k_sess[k]] * n_t + k_slot[k]
+        if key in inst_terms:
+            inst_terms[key].append(_term(1.0 / share[k], pc[k]))
+    for j, k in enumerate(v2g_k):
+        key = sess_site[k_sess[k]] * n_t + k_slot[k]
+        if key in inst_terms:
+            inst_terms[key].append(_term(-1.0 / share[k], pd[j]))
+    for b, site in enumerate(cp.batt_site.tolist()):
+        for key in inst_keys:
+            if key // n_t == site:
+                q = b * n_t + key % n_t
+                inst_terms[key] += [bc[q], _term(-1.0, bd[q])]
+    base = cp.net_base_kw.ravel().tolist()
+    inst_rows = []
+    for key in inst_keys:
+        site = key // n_t
+        terms = [*inst_terms[key], _term(-1.0, imp_over[key]), exp_over[key]]
+        lo = -float(cp.export_limit_kw[site]) - base[key]
+        hi = float(cp.import_limit_kw[site]) - base[key]
+        inst_rows.append((lo, _lin(terms), hi))
+    m.site_instant = pyo.Constraint(range(len(inst_rows)), rule=lambda _, r: inst_rows[r])
 
     # Site battery energy recursion.
     batt_rows = []

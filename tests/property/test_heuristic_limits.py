@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from aggregator.domain import FleetProblem
 from models.heuristic import MIN_POWER_KW, _charge_from_k_kwh, heuristic_powers
 from models.planner.compiled import CompiledProblem, compile_problem
-from models.planner.evaluate import energy_trajectory, site_net_power
+from models.planner.evaluate import energy_trajectory, instant_excess_kw, site_net_power
 from tests.fleet_builders import cap_event, ev, make_problem
 
 TOL = 1e-6
@@ -95,10 +95,12 @@ def _reference_powers(cp: CompiledProblem) -> np.ndarray:
         for k in sorted(here, key=lambda k: (laxity[k], k)):
             i, site = cp.k_sess[k], cp.sess_site[cp.k_sess[k]]
             need = max(target[i] - energy[i], 0.0)
-            limits = [cp.pc_ub_kw[k], need / (cp.eta_c[i] * dt), site_left[site]]
+            # A vehicle there for part of the slot uses headroom at power / share.
+            share = cp.k_share[k]
+            limits = [cp.pc_ub_kw[k], need / (cp.eta_c[i] * dt), site_left[site] * share]
             limits += [left for left, sites in caps_left if site in sites]
             power = max(min(limits), 0.0)
-            site_left[site] -= power
+            site_left[site] -= power / share
             for budget in caps_left:
                 if site in budget[1]:
                     budget[0] -= power
@@ -120,6 +122,8 @@ def test_heuristic_plan_stays_within_site_limits_event_caps_and_charger_power(pr
 
     net = site_net_power(cp, pc, pd, batt_kw)
     assert np.all(net <= cp.import_limit_kw[:, None] + TOL)
+    # ...and instantaneously, where a vehicle is plugged in for part of a slot.
+    assert np.all(instant_excess_kw(cp, pc, pd, batt_kw) <= TOL)
     for cap in cp.caps:
         assert np.all(net[cap.site_index][:, cap.slots].sum(axis=0) <= cap.cap_kw + TOL)
 

@@ -145,8 +145,9 @@ def test_sessions_at_an_offline_site_are_not_planned(world) -> None:  # type: ig
 def test_dispatch_sends_the_current_slot_of_the_plan_to_every_charger(world) -> None:  # type: ignore[no-untyped-def]
     ctl, repo, _, settings = world
     ctl.ingest("t", reading("c0", soc=0.2))
-    plan = PyomoPlanner().plan(ctl.build_problem())
-    current = ctl.adopt(plan, T0)
+    problem = ctl.build_problem()
+    plan = PyomoPlanner().plan(problem)
+    current = ctl.adopt(plan, T0, problem)
     setpoints = ctl.dispatch()
     assert {s.charger_id for s in setpoints} == {"c0", "c1", "c2"}
     by_charger = {s.charger_id: s for s in setpoints}
@@ -169,7 +170,8 @@ def test_dispatch_sends_the_current_slot_of_the_plan_to_every_charger(world) -> 
 def test_restart_keeps_sessions_and_numbering_and_waits_for_a_new_plan(world) -> None:  # type: ignore[no-untyped-def]
     ctl, repo, clock, settings = world
     ctl.ingest("t", reading("c0"))
-    ctl.adopt(PyomoPlanner().plan(ctl.build_problem()), T0)
+    p1 = ctl.build_problem()
+    ctl.adopt(PyomoPlanner().plan(p1), T0, p1)
     first = ctl.dispatch()
     ctl.deliver(first, None)
     again = FleetController(repo, FlatForecasts(50.0), clock, settings)
@@ -177,7 +179,8 @@ def test_restart_keeps_sessions_and_numbering_and_waits_for_a_new_plan(world) ->
         s.session.session_id for s in ctl.sessions()
     ]
     assert again.dispatch() == []  # the stored plan is not trusted after a restart
-    again.adopt(PyomoPlanner().plan(again.build_problem()), T0)
+    p2 = again.build_problem()
+    again.adopt(PyomoPlanner().plan(p2), T0, p2)
     second = again.dispatch()
     assert min(s.seq for s in second) > max(s.seq for s in first)
     assert {s.plan_id for s in second}.isdisjoint({s.plan_id for s in first})
@@ -208,3 +211,34 @@ def test_telemetry_the_store_could_not_take_is_kept_within_bounds(world) -> None
     kept = small.take_telemetry()
     assert [t.ts.minute for t in kept] == [1, 2, 3]  # oldest dropped past the bound of 3
     assert small.counters["telemetry_dropped"] == 1
+
+
+def test_a_vehicle_leaving_mid_slot_is_sent_its_power_while_plugged_in(world) -> None:  # type: ignore[no-untyped-def]
+    ctl, repo, _, _ = world
+    # Leaves 5 minutes into the first 15-minute slot (plan ends one dispatch period early).
+    repo.save_constraint(DepartureConstraint("v0", T0 + timedelta(minutes=6), target_soc=1.0))
+    ctl.ingest("t", reading("c0", soc=0.2))
+    problem = ctl.build_problem()
+    plan = PyomoPlanner().plan(problem)
+    ctl.adopt(plan, T0, problem)
+    average = plan.schedules[0].power_kw[0]
+    assert average == pytest.approx(10.0 / 3.0, rel=1e-6)  # 10 kW for a third of the slot
+    (sp,) = [s for s in ctl.dispatch() if s.charger_id == "c0"]
+    assert sp.power_kw == pytest.approx(10.0, abs=1e-3)
+
+
+def test_dispatch_sends_reductions_before_increases(world) -> None:  # type: ignore[no-untyped-def]
+    ctl, _, _, _ = world
+    ctl.ingest("t", reading("c0", soc=0.2))
+    problem = ctl.build_problem()
+    ctl.adopt(PyomoPlanner().plan(problem), T0, problem)
+    first = {s.charger_id: s.power_kw for s in ctl.dispatch()}
+    assert first["c0"] > 0
+    ctl.ingest("t", reading("c0", plugged=False))  # c0 drops to 0, c1 arrives and goes up
+    ctl.ingest("t", reading("c1", soc=0.2))
+    problem = ctl.build_problem()
+    ctl.adopt(PyomoPlanner().plan(problem), T0, problem)
+    order = [s.charger_id for s in ctl.dispatch() if s.charger_id in ("c0", "c1")]
+    assert order == ["c0", "c1"]
+    seqs = [s.seq for s in ctl.dispatch()]
+    assert seqs == sorted(seqs)  # numbered in the order they go out

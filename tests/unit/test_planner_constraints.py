@@ -268,3 +268,26 @@ def test_v2g_slot_is_not_charged_and_discharged_at_full_power_at_once() -> None:
     assert pc.max() > 0 and pd.max() > 0  # the LP does use both directions here...
     share = pc / cp.pc_ub_kw + pd / cp.pd_ub_kw
     assert share.max() <= 1.0 + 1e-9  # ...but never more than one full direction per slot
+
+
+def test_site_limit_holds_at_every_instant_when_a_vehicle_leaves_mid_slot() -> None:
+    from models.planner import compile_problem
+    from models.planner.evaluate import instant_excess_kw
+
+    # s0 is plugged in for the first half of slot 0 only, s1 for all of it; 10 kW limit.
+    # On slot averages both could take 10 kW (5 + 5 avg), but for that half hour s0 would
+    # draw 10 kW next to s1's 5: 15 kW at the meter.
+    sessions = [
+        ev(0, 0.5, arrival_soc=0.0, target_soc=1.0),
+        ev(0, 4, arrival_soc=0.0, target_soc=1.0),
+    ]
+    problem = make_problem(sessions, n_slots=4, site_limit_kw=10.0, prices=[10, 90, 90, 90])
+    plan = plan_of(problem)
+    assert plan.cost.site_limit_penalty == pytest.approx(0.0, abs=1e-6)
+    s0, s1 = power(plan, "s0")[0], power(plan, "s1")[0]
+    assert s0 / 0.5 + s1 <= 10.0 + TOL  # s0 draws its average / share while plugged in
+    cp = compile_problem(problem)
+    import numpy as np
+
+    pc = np.concatenate([np.asarray(s.power_kw) for s in plan.schedules])
+    assert instant_excess_kw(cp, pc, np.zeros_like(pc), np.zeros((0, 4))).max() <= TOL
