@@ -46,3 +46,18 @@ def require_series(
             require_non_negative(entity, f"{field}[{i}]", v)
         else:
             require_finite(entity, f"{field}[{i}]", v)
+
+
+def require_departure_need(
+    entity: str, target_soc: float | None, energy_kwh: float | None, min_soc: float
+) -> None:
+    """Exactly one of target SoC and energy; the floor never above the target."""
+    require_fraction(entity, "min_soc", min_soc)
+    if (target_soc is None) == (energy_kwh is None):
+        raise ValidationError(entity, "target_soc", "give one of target_soc, energy_kwh")
+    if target_soc is not None:
+        require_fraction(entity, "target_soc", target_soc)
+        if min_soc > target_soc:
+            raise ValidationError(entity, "min_soc", "must be <= target_soc")
+    if energy_kwh is not None:
+        require_non_negative(entity, "energy_kwh", energy_kwh)

@@ -11,9 +11,9 @@ from datetime import datetime
 from typing import Literal
 
 from aggregator.domain._checks import (
+    require_departure_need,
     require_finite,
     require_fraction,
-    require_non_negative,
     require_utc,
 )
 from aggregator.domain.assets import Charger, Site, SiteBattery, Vehicle
@@ -68,15 +68,7 @@ class DepartureConstraint:
         if not self.vehicle_id:
             raise ValidationError("departure constraint", "vehicle_id", "must not be empty")
         require_utc(entity, "departure_at", self.departure_at)
-        require_fraction(entity, "min_soc", self.min_soc)
-        if (self.target_soc is None) == (self.energy_kwh is None):
-            raise ValidationError(entity, "target_soc", "give one of target_soc, energy_kwh")
-        if self.target_soc is not None:
-            require_fraction(entity, "target_soc", self.target_soc)
-            if self.min_soc > self.target_soc:
-                raise ValidationError(entity, "min_soc", "must be <= target_soc")
-        if self.energy_kwh is not None:
-            require_non_negative(entity, "energy_kwh", self.energy_kwh)
+        require_departure_need(entity, self.target_soc, self.energy_kwh, self.min_soc)
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,7 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from aggregator.domain._checks import require_fraction, require_non_negative, require_utc
+from aggregator.domain._checks import (
+    require_departure_need,
+    require_fraction,
+    require_utc,
+)
 from aggregator.domain.errors import ValidationError
 
 
@@ -37,15 +41,7 @@ class Session:
         if self.departure <= self.arrival:
             raise ValidationError(entity, "departure", "must be after arrival")
         require_fraction(entity, "arrival_soc", self.arrival_soc)
-        require_fraction(entity, "min_soc", self.min_soc)
-        if (self.target_soc is None) == (self.energy_kwh is None):
-            raise ValidationError(entity, "target_soc", "give one of target_soc, energy_kwh")
-        if self.target_soc is not None:
-            require_fraction(entity, "target_soc", self.target_soc)
-            if self.min_soc > self.target_soc:
-                raise ValidationError(entity, "min_soc", "must be <= target_soc")
-        if self.energy_kwh is not None:
-            require_non_negative(entity, "energy_kwh", self.energy_kwh)
+        require_departure_need(entity, self.target_soc, self.energy_kwh, self.min_soc)
 
     def target_energy_kwh(self, battery_kwh: float) -> float:
         """Energy in the battery wanted at departure, capped at the battery. [kWh]"""

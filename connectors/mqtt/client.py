@@ -16,7 +16,7 @@ import paho.mqtt.client as mqtt
 
 from aggregator.domain import Setpoint, SiteStatus, Telemetry
 from aggregator.ports import Clock, TelemetryHandler
-from connectors.mqtt.link import MqttLink, ProtocolVersion, WallClock
+from connectors.mqtt.link import LinkedClient, MqttLink, WallClock
 from connectors.mqtt.settings import MqttSettings
 from connectors.mqtt.translate import (
     Topics,
@@ -36,7 +36,7 @@ SETPOINT_QOS = 1
 INBOUND_QOS = 1
 
 
-class MqttConnector:
+class MqttConnector(LinkedClient):
     """Publishes setpoints (QoS 1) and delivers telemetry and site status to ``handler``.
 
     Keeps the latest setpoint per charger and re-sends every one still valid on each
@@ -73,35 +73,6 @@ class MqttConnector:
         )
 
     # ------------------------------------------------------------------ lifecycle
-
-    def start(self) -> None:
-        """Connect in the background (returns at once); see ``wait_connected``."""
-        self._link.start()
-
-    def stop(self) -> None:
-        """Disconnect cleanly and join the network thread."""
-        self._link.stop()
-
-    def wait_connected(self, timeout: float) -> bool:
-        """True once connected and subscribed (SUBSCRIBE sent), False after ``timeout`` s."""
-        return self._link.wait_connected(timeout)
-
-    @property
-    def connected(self) -> bool:
-        return self._link.connected
-
-    @property
-    def protocol(self) -> ProtocolVersion | None:
-        """``"5"`` or ``"3.1.1"`` once a broker accepted us; None before."""
-        return self._link.protocol
-
-    @property
-    def reconnects(self) -> int:
-        return self._link.reconnects
-
-    @property
-    def callback_errors(self) -> int:
-        return self._link.callback_errors
 
     # ------------------------------------------------------------------ SetpointSink
 

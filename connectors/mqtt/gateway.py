@@ -13,7 +13,7 @@ import paho.mqtt.client as mqtt
 
 from aggregator.domain import Setpoint, Telemetry
 from aggregator.ports import Clock
-from connectors.mqtt.link import MqttLink, ProtocolVersion, WallClock, Will
+from connectors.mqtt.link import LinkedClient, MqttLink, WallClock, Will
 from connectors.mqtt.settings import MqttSettings
 from connectors.mqtt.translate import (
     Topics,
@@ -34,7 +34,7 @@ SETPOINT_QOS = 1
 _OFFLINE_WAIT_S = 1.0
 
 
-class GatewayClient:
+class GatewayClient(LinkedClient):
     """One site's MQTT client. ``on_setpoint`` runs on paho's network thread.
 
     ``client_id`` defaults to ``gateway-{site_id}``; it must be unique on the broker and stable
@@ -84,9 +84,6 @@ class GatewayClient:
 
     # ------------------------------------------------------------------ lifecycle
 
-    def start(self) -> None:
-        self._link.start()
-
     def stop(self) -> None:
         """Publish ``offline`` (a clean DISCONNECT suppresses the Will), then disconnect."""
         info = self._link.publish(
@@ -102,25 +99,6 @@ class GatewayClient:
     def abort(self) -> None:
         """Drop the connection as a crash would (no DISCONNECT): the broker sends the Will."""
         self._link.abort()
-
-    def wait_connected(self, timeout: float) -> bool:
-        return self._link.wait_connected(timeout)
-
-    @property
-    def connected(self) -> bool:
-        return self._link.connected
-
-    @property
-    def protocol(self) -> ProtocolVersion | None:
-        return self._link.protocol
-
-    @property
-    def reconnects(self) -> int:
-        return self._link.reconnects
-
-    @property
-    def callback_errors(self) -> int:
-        return self._link.callback_errors
 
     # ------------------------------------------------------------------ setpoints in
 

@@ -373,3 +373,38 @@ class MqttLink:
     def _callback_failed(self, where: str) -> None:
         self.callback_errors += 1
         log.exception("MQTT %s: error in %s", self.client_id, where)
+
+
+class LinkedClient:
+    """What the aggregator's connector and a site's gateway share: one ``MqttLink``."""
+
+    _link: MqttLink
+
+    def start(self) -> None:
+        """Connect in the background (returns at once); see ``wait_connected``."""
+        self._link.start()
+
+    def stop(self) -> None:
+        """Disconnect cleanly and join the network thread."""
+        self._link.stop()
+
+    def wait_connected(self, timeout: float) -> bool:
+        """True once connected and subscribed (SUBSCRIBE sent), False after ``timeout`` s."""
+        return self._link.wait_connected(timeout)
+
+    @property
+    def connected(self) -> bool:
+        return self._link.connected
+
+    @property
+    def protocol(self) -> ProtocolVersion | None:
+        """``"5"`` or ``"3.1.1"`` once a broker accepted us; None before."""
+        return self._link.protocol
+
+    @property
+    def reconnects(self) -> int:
+        return self._link.reconnects
+
+    @property
+    def callback_errors(self) -> int:
+        return self._link.callback_errors
