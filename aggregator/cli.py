@@ -190,6 +190,8 @@ def demo(
         f"{result.rejected}",
         highlight=False,
     )
+    for line in result.missed:
+        console.print(f"  missed: {line}", highlight=False)
     for site, over in result.peak_over_limit_kw.items():
         verdict = "within" if over <= 1e-6 else f"OVER by {over:.1f} kW"
         console.print(f"site {site}: peak {verdict} its import limit", highlight=False)

@@ -37,6 +37,7 @@ class DemoResult:
     setpoints: int = 0
     plans: int = 0
     rejected: int = 0
+    missed: list[str] = field(default_factory=list)
 
 
 def next_constraints(problem: FleetProblem, now: datetime) -> dict[str, DepartureConstraint]:
@@ -188,6 +189,12 @@ def summarise(sim: SiteSimulator, problem: FleetProblem, service: Service) -> De
         + service.controller.counters["plans_heuristic"],
         rejected=service.controller.counters["telemetry_rejected"],
     )
+    for r in report:
+        if not r.reached:
+            result.missed.append(
+                f"{r.session_id} ({r.vehicle_id}) left {r.shortfall_kwh:.2f} kWh short of "
+                f"its {r.target_kwh:.1f} kWh target"
+            )
     for site in problem.sites:
         peak = max((p for _, p in sim.power_history(site.site_id)), default=0.0)
         result.peak_over_limit_kw[site.site_id] = peak - site.import_limit_kw
