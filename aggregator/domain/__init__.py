@@ -1,6 +1,7 @@
 """Domain model: frozen dataclasses validated at construction. Standard library only."""
 
 from aggregator.domain.assets import Charger, Site, SiteBattery, Vehicle
+from aggregator.domain.demand_response import DrEvent, DrStatus, OptChoice, PriceSignal
 from aggregator.domain.errors import DomainError, ValidationError
 from aggregator.domain.plan import (
     CostBreakdown,
@@ -31,6 +32,8 @@ __all__ = [
     "CostBreakdown",
     "DepartureConstraint",
     "DomainError",
+    "DrEvent",
+    "DrStatus",
     "EventRecord",
     "EventResult",
     "EventStatus",
@@ -38,8 +41,10 @@ __all__ = [
     "FleetProblem",
     "FlexibilityEnvelope",
     "GridEvent",
+    "OptChoice",
     "Plan",
     "PlanRecord",
+    "PriceSignal",
     "Prices",
     "Session",
     "SessionOutcome",
