@@ -8,10 +8,12 @@ from typing import Protocol
 
 from aggregator.domain import (
     DepartureConstraint,
+    DrEventRecord,
     EventRecord,
     Fleet,
     FleetProblem,
     FlexibilityEnvelope,
+    GridEvent,
     Plan,
     PlanRecord,
     Prices,
@@ -127,3 +129,19 @@ class Repository(Protocol):
     def telemetry(
         self, since: datetime, until: datetime, site_id: str | None = None
     ) -> list[Telemetry]: ...
+
+
+class DrEventStore(Protocol):
+    """Utility events as received, with our decision (durable in production)."""
+
+    def get(self, event_id: str) -> DrEventRecord | None: ...
+
+    def save(self, record: DrEventRecord) -> None: ...
+
+    def all(self) -> list[DrEventRecord]: ...
+
+
+class FeasibilityCheck(Protocol):
+    """Can the fleet meet these event limits with no departure shortfall? (fast: envelope)"""
+
+    def check(self, limits: Sequence[GridEvent]) -> tuple[bool, str]: ...

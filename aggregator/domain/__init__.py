@@ -1,7 +1,14 @@
 """Domain model: frozen dataclasses validated at construction. Standard library only."""
 
 from aggregator.domain.assets import Charger, Site, SiteBattery, Vehicle
-from aggregator.domain.demand_response import DrEvent, DrStatus, OptChoice, PriceSignal
+from aggregator.domain.demand_response import (
+    DrEvent,
+    DrEventRecord,
+    DrState,
+    DrStatus,
+    OptChoice,
+    PriceSignal,
+)
 from aggregator.domain.errors import DomainError, ValidationError
 from aggregator.domain.plan import (
     CostBreakdown,
@@ -33,6 +40,8 @@ __all__ = [
     "DepartureConstraint",
     "DomainError",
     "DrEvent",
+    "DrEventRecord",
+    "DrState",
     "DrStatus",
     "EventRecord",
     "EventResult",

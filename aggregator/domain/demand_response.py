@@ -62,3 +62,20 @@ class DrEvent:
         require_utc(entity, "end", self.end)
         if self.end <= self.start:
             raise ValidationError(entity, "end", "must be after start")
+
+
+DrState = Literal["active", "cancelled", "completed", "opted_out"]
+
+
+@dataclass(frozen=True, slots=True)
+class DrEventRecord:
+    """A utility event as we hold it: the latest version accepted, and what we answered."""
+
+    event: DrEvent
+    opt: OptChoice
+    reason: str
+    state: DrState
+    received_at: datetime
+
+    def __post_init__(self) -> None:
+        require_utc(f"event {self.event.event_id}", "received_at", self.received_at)

@@ -1,0 +1,1 @@
+"""In-memory adapters: real implementations of ports for the demo, notebooks and tests."""
