@@ -56,6 +56,9 @@ class SqlRepository:
         self._engine: Engine = create_store_engine(url)
         self._read = sessionmaker(self._engine, expire_on_commit=False)
         self._write = sessionmaker(writer(self._engine), expire_on_commit=False)
+        # For the other stores on this database (connectors/sql/dr_events.py).
+        self.reader = self._read
+        self.writer = self._write
 
     def __repr__(self) -> str:
         return f"SqlRepository({self._engine.url.render_as_string(hide_password=True)!r})"
@@ -75,10 +78,10 @@ class SqlRepository:
     # --- the fleet's static assets
     def save_fleet(self, fleet: Fleet) -> None:
         with self._write.begin() as s:
-            _upsert(s, SiteRow, [records.site_row(x) for x in fleet.sites], "site_id")
-            _upsert(s, SiteBatteryRow, [records.battery_row(x) for x in fleet.batteries], "site_id")
-            _upsert(s, ChargerRow, [records.charger_row(x) for x in fleet.chargers], "charger_id")
-            _upsert(s, VehicleRow, [records.vehicle_row(x) for x in fleet.vehicles], "vehicle_id")
+            upsert(s, SiteRow, [records.site_row(x) for x in fleet.sites], "site_id")
+            upsert(s, SiteBatteryRow, [records.battery_row(x) for x in fleet.batteries], "site_id")
+            upsert(s, ChargerRow, [records.charger_row(x) for x in fleet.chargers], "charger_id")
+            upsert(s, VehicleRow, [records.vehicle_row(x) for x in fleet.vehicles], "vehicle_id")
 
     def load_fleet(self) -> Fleet:
         """Every stored asset, each kind ordered by id."""
@@ -106,7 +109,7 @@ class SqlRepository:
     def save_constraint(self, constraint: DepartureConstraint) -> None:
         """Insert, or replace the vehicle's previous constraint."""
         with self._write.begin() as s:
-            _upsert(s, ConstraintRow, [records.constraint_row(constraint)], "vehicle_id")
+            upsert(s, ConstraintRow, [records.constraint_row(constraint)], "vehicle_id")
 
     def delete_constraint(self, vehicle_id: str) -> bool:
         """True if the vehicle had a constraint."""
@@ -126,7 +129,7 @@ class SqlRepository:
     def save_session(self, session: Session) -> None:
         """Insert or update by session_id; a closed session stays closed."""
         with self._write.begin() as s:
-            _upsert(s, SessionRow, [records.session_row(session)], "session_id")
+            upsert(s, SessionRow, [records.session_row(session)], "session_id")
 
     def close_session(self, session_id: str, closed_at: datetime) -> None:
         """Mark the session closed; closing it again keeps the first time. KeyError if unknown."""
@@ -151,7 +154,7 @@ class SqlRepository:
     def save_event(self, record: EventRecord) -> None:
         """Insert or replace by event id (modification number and status included)."""
         with self._write.begin() as s:
-            _upsert(s, EventRow, [records.event_row(record)], "event_id")
+            upsert(s, EventRow, [records.event_row(record)], "event_id")
 
     def events(self) -> list[EventRecord]:
         """Every stored event, by start time."""
@@ -184,7 +187,7 @@ class SqlRepository:
                 .where(PlanRow.superseded.is_(False), PlanRow.plan_id != plan_id)
                 .values(superseded=True)
             )
-            _upsert(s, PlanRow, [row], "plan_id")
+            upsert(s, PlanRow, [row], "plan_id")
 
     def latest_plan(self) -> tuple[PlanRecord, Plan] | None:
         """The current (not superseded) plan and its record, or None before the first plan."""
@@ -258,7 +261,7 @@ def open_repository(url: str) -> SqlRepository:
     return repo
 
 
-def _upsert(s: OrmSession, model: type[Base], rows: list[dict[str, Any]], key: str) -> None:
+def upsert(s: OrmSession, model: type[Base], rows: list[dict[str, Any]], key: str) -> None:
     """Insert rows, or update every given column of those whose ``key`` exists."""
     # One statement may not touch a row twice (PostgreSQL refuses): the last row per key wins.
     unique = list({row[key]: row for row in rows}.values())

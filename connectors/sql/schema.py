@@ -171,3 +171,18 @@ class TelemetryRow(Base):
     vehicle_id: Mapped[str | None]
     soc: Mapped[float | None]
     status: Mapped[str]
+
+
+class DrEventRow(Base):
+    """A utility's demand-response event as we hold it: latest version, our answer, state."""
+
+    __tablename__ = "dr_events"
+
+    event_id: Mapped[str] = mapped_column(primary_key=True)
+    modification_number: Mapped[int]
+    status: Mapped[str]
+    state: Mapped[str]
+    opt: Mapped[str]
+    reason: Mapped[str]
+    received_at: Mapped[datetime]
+    event_json: Mapped[dict[str, Any]] = mapped_column(JSON)
