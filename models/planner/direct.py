@@ -111,9 +111,7 @@ def build_direct(cp: CompiledProblem, settings: PlannerSettings) -> tuple[LpArra
     if inst.size:
         base = cp.net_base_kw.ravel()[inst]
         site_of = inst // n_t
-        r0 = rows.block(
-            -cp.export_limit_kw[site_of] - base, cp.import_limit_kw[site_of] - base
-        )
+        r0 = rows.block(-cp.export_limit_kw[site_of] - base, cp.import_limit_kw[site_of] - base)
         row_of_key = dict(zip(inst.tolist(), range(inst.size), strict=True))
         key = cp.sess_site[cp.k_sess] * n_t + cp.k_slot
         ks = np.flatnonzero(np.isin(key, inst))
