@@ -1,0 +1,307 @@
+"""The VEN against openleadr's real VTN on loopback: registration, events, opt answers, outages.
+
+Each test runs its own asyncio loop (``asyncio.run``) with an ``OpenADRServer`` on a free port,
+plain HTTP and unsigned messages (TLS and fingerprint pinning are tested separately).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from aiohttp import web
+from openleadr import OpenADRServer
+from openleadr.service import handler
+from openleadr.service.opt_service import OptService
+
+from connectors.openadr.ven import Ven, VenError, VenSettings, backoff_s
+
+# openleadr's OpenADRServer stores itself in its aiohttp app under a str key (server.py).
+pytestmark = pytest.mark.filterwarnings("ignore::aiohttp.web_exceptions.NotAppKeyWarning")
+
+VTN_ID = "TEST_VTN"
+POLL = timedelta(seconds=0.3)
+PREFIX = "/OpenADR2/Simple/2.0b"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class _AckingOptService(OptService):  # openleadr's OptService leaves oadrCreateOpt unanswered
+    def __init__(self, vtn_id: str, received: list[dict[str, Any]]) -> None:
+        super().__init__(vtn_id)
+        self.received = received
+
+    @handler("oadrCreateOpt")
+    async def create_opt(self, payload: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        self.received.append(payload)
+        return "oadrCreatedOpt", {"opt_id": payload["opt_id"]}
+
+
+class Vtn:
+    """An openleadr VTN that registers every VEN and records what the VENs answer.
+
+    A new ``Vtn`` on the same port is a restarted VTN that forgot every registration.
+    """
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.registrations: dict[str, str] = {}  # ven_id -> registration_id
+        self.opts: list[tuple[str, str]] = []  # (event_id, opt_type) from oadrCreatedEvent
+        self.create_opts: list[dict[str, Any]] = []  # oadrCreateOpt payloads (EiOpt)
+        self.server = OpenADRServer(
+            vtn_id=VTN_ID,
+            http_host="127.0.0.1",
+            http_port=port,
+            requested_poll_freq=POLL,
+            ven_lookup=self.ven_lookup,
+            show_fingerprint=False,
+        )
+        self.server.add_handler("on_create_party_registration", self.on_create_party_registration)
+        opt_service = _AckingOptService(VTN_ID, self.create_opts)
+        self.server.app.add_routes([web.post(f"{PREFIX}/EiOpt", opt_service.handler)])
+
+    def ven_lookup(self, ven_id: str) -> dict[str, Any] | None:
+        if ven_id not in self.registrations:
+            return None
+        return {"ven_id": ven_id, "registration_id": self.registrations[ven_id]}
+
+    def on_create_party_registration(self, payload: dict[str, Any]) -> tuple[str, str]:
+        ven_id = payload.get("ven_id") or f"ven-{uuid.uuid4().hex[:8]}"
+        self.registrations[ven_id] = f"reg-{uuid.uuid4().hex[:8]}"
+        return ven_id, self.registrations[ven_id]
+
+    def on_opt(self, ven_id: str, event_id: str, opt_type: str) -> None:
+        self.opts.append((event_id, opt_type))
+
+    def add_event(self, ven_id: str, level: float = 2.0) -> str:
+        """A SIMPLE level event starting in a minute, lasting ten (so a response is required)."""
+        start = datetime.now(UTC) + timedelta(minutes=1)
+        event_id: str = self.server.add_event(
+            ven_id=ven_id,
+            signal_name="SIMPLE",
+            signal_type="level",
+            intervals=[
+                {"dtstart": start, "duration": timedelta(minutes=10), "signal_payload": level}
+            ],
+            callback=self.on_opt,
+        )
+        return event_id
+
+    async def start(self) -> None:
+        await self.server.run()
+
+    async def stop(self) -> None:
+        await self.server.stop()
+
+
+def settings(port: int) -> VenSettings:
+    return VenSettings(
+        vtn_url=f"http://127.0.0.1:{port}{PREFIX}",
+        ven_name="fleet-ven",
+        poll_interval_s=0.3,
+        retry_min_s=0.05,
+        retry_max_s=0.3,
+        disable_signature=True,
+    )
+
+
+class Recorder:
+    """An ``on_event`` handler that records the events and answers ``answer`` (or raises)."""
+
+    def __init__(self, answer: str = "optIn", fail_for: int = 0) -> None:
+        self.answer = answer
+        self.fail_for = fail_for  # raise for this many events first
+        self.events: list[dict[str, Any]] = []
+
+    async def __call__(self, event: dict[str, Any]) -> Any:
+        self.events.append(event)
+        if len(self.events) <= self.fail_for:
+            raise RuntimeError("handler bug")
+        return self.answer
+
+    def ids(self) -> list[str]:
+        return [e["event_descriptor"]["event_id"] for e in self.events]
+
+
+async def until(cond: Callable[[], bool], timeout_s: float = 8.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not cond():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.05)
+
+
+def run(body: Callable[[], Awaitable[None]]) -> None:
+    asyncio.run(asyncio.wait_for(body(), timeout=30))
+
+
+def test_backoff_doubles_and_is_capped() -> None:
+    delays = [backoff_s(n, 0.5, 30.0) for n in range(1, 20)]
+    assert 0.5 <= delays[0] <= 0.5
+    assert 1.0 <= delays[2] <= 2.0  # 0.5 * 2**2 = 2, jittered down by at most half
+    assert all(0.5 <= d <= 30.0 for d in delays)
+    assert delays[-1] >= 15.0
+
+
+def test_registers_and_answers_an_event_with_opt_in() -> None:
+    async def body() -> None:
+        port = free_port()
+        vtn = Vtn(port)
+        await vtn.start()
+        handler = Recorder("optIn")
+        ven = Ven(settings(port), handler)
+        await ven.start()
+        try:
+            await until(lambda: ven.registered)
+            assert ven.ven_id in vtn.registrations
+            assert ven.registration_id == vtn.registrations[ven.ven_id]
+            assert ven.poll_interval_s == pytest.approx(POLL.total_seconds())
+            event_id = vtn.add_event(ven.ven_id)
+            await until(lambda: (event_id, "optIn") in vtn.opts)
+            assert handler.ids() == [event_id]
+            signal = handler.events[0]["event_signals"][0]
+            assert signal["signal_name"] == "SIMPLE"
+            assert ven.events_received == 1
+            assert ven.registrations == 1
+            assert ven.registration_failures == 0
+            assert ven.handler_errors == 0
+        finally:
+            await ven.stop()
+            await vtn.stop()
+
+    run(body)
+
+
+def test_vtn_down_at_start_then_up_registers_and_gets_events() -> None:
+    async def body() -> None:
+        port = free_port()
+        handler = Recorder("optIn")
+        ven = Ven(settings(port), handler)
+        await ven.start()
+        vtn = Vtn(port)
+        try:
+            # openleadr alone would have stopped after the first failure.
+            await until(lambda: ven.registration_failures >= 3)
+            assert not ven.registered
+            await vtn.start()
+            await until(lambda: ven.registered)
+            assert ven.registrations == 1
+            event_id = vtn.add_event(ven.ven_id)
+            await until(lambda: (event_id, "optIn") in vtn.opts)
+        finally:
+            await ven.stop()
+            await vtn.stop()
+
+    run(body)
+
+
+def test_vtn_restart_mid_run_reregisters_and_keeps_polling() -> None:
+    async def body() -> None:
+        port = free_port()
+        vtn = Vtn(port)
+        await vtn.start()
+        handler = Recorder("optIn")
+        ven = Ven(settings(port), handler)
+        await ven.start()
+        try:
+            await until(lambda: ven.registered)
+            first = vtn.add_event(ven.ven_id)
+            await until(lambda: (first, "optIn") in vtn.opts)
+            ven_id = ven.ven_id
+
+            await vtn.stop()
+            failed_before = ven.polls_failed
+            await until(lambda: ven.polls_failed >= failed_before + 2)  # polls go on, failing
+
+            vtn = Vtn(port)  # the restarted VTN has forgotten every registration
+            await vtn.start()
+            await until(lambda: ven.registrations == 2)  # it asked us to re-register
+            assert ven.registered
+            assert ven.ven_id == ven_id  # we re-registered under the same venID
+            second = vtn.add_event(ven.ven_id)
+            await until(lambda: (second, "optIn") in vtn.opts)
+            assert handler.ids() == [first, second]
+        finally:
+            await ven.stop()
+            await vtn.stop()
+
+    run(body)
+
+
+def test_handler_error_is_counted_and_answered_with_opt_out_and_polling_goes_on() -> None:
+    async def body() -> None:
+        port = free_port()
+        vtn = Vtn(port)
+        await vtn.start()
+        handler = Recorder("optIn", fail_for=1)
+        ven = Ven(settings(port), handler)
+        await ven.start()
+        try:
+            await until(lambda: ven.registered)
+            bad = vtn.add_event(ven.ven_id)
+            await until(lambda: (bad, "optOut") in vtn.opts)
+            assert ven.handler_errors == 1
+            good = vtn.add_event(ven.ven_id)
+            await until(lambda: (good, "optIn") in vtn.opts)
+            assert ven.handler_errors == 1
+            assert ven.events_received >= 2
+        finally:
+            await ven.stop()
+            await vtn.stop()
+
+    run(body)
+
+
+def test_handler_answer_other_than_opt_in_or_out_is_an_error_and_opts_out() -> None:
+    async def body() -> None:
+        port = free_port()
+        vtn = Vtn(port)
+        await vtn.start()
+        ven = Ven(settings(port), Recorder("maybe"))
+        await ven.start()
+        try:
+            await until(lambda: ven.registered)
+            event_id = vtn.add_event(ven.ven_id)
+            await until(lambda: (event_id, "optOut") in vtn.opts)
+            assert ven.handler_errors == 1
+        finally:
+            await ven.stop()
+            await vtn.stop()
+
+    run(body)
+
+
+def test_opt_out_of_an_accepted_event_reaches_the_vtn_as_ei_opt() -> None:
+    async def body() -> None:
+        port = free_port()
+        vtn = Vtn(port)
+        await vtn.start()
+        ven = Ven(settings(port), Recorder("optIn"))
+        with pytest.raises(VenError):
+            await ven.opt_out("e1", 0, "emergency")
+        await ven.start()
+        try:
+            await until(lambda: ven.registered)
+            event_id = vtn.add_event(ven.ven_id)
+            await until(lambda: (event_id, "optIn") in vtn.opts)
+            assert await ven.opt_out(event_id, 0, "emergency")
+            [opt] = vtn.create_opts
+            assert opt["opt_type"] == "optOut"
+            assert opt["opt_reason"] == "emergency"
+            assert opt["event_id"] == event_id
+            assert opt["modification_number"] == 0
+            assert opt["ven_id"] == ven.ven_id
+        finally:
+            await ven.stop()
+            await vtn.stop()
+
+    run(body)
