@@ -3,22 +3,30 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from aggregator.domain import EventRecord, Fleet, FleetProblem, Prices, TimeGrid
+from aggregator.domain import EventRecord, Fleet, FleetProblem, OptChoice, Prices, TimeGrid
 from aggregator.ports import Clock, EnvelopeCalculator, ForecastSource, Planner, Repository
 from aggregator.runtime import AggregatorRuntime
 from aggregator.scenario import load_scenario
 from aggregator.scenario.forecasts import ScenarioForecasts
 from aggregator.services.control import ControlSettings, FleetController
+from aggregator.services.events import EventLifecycle
 from aggregator.services.planning import PlanningResult, plan_fleet
-from aggregator.settings import MqttConfig, PlanningConfig, RuntimeSettings
+from aggregator.settings import MqttConfig, OpenAdrConfig, PlanningConfig, RuntimeSettings
 from connectors.mqtt.broker import EmbeddedBroker
 from connectors.mqtt.client import MqttConnector, MqttSettings
+from connectors.openadr.mapping import OpenAdrConfigError, OpenAdrMapping
+from connectors.openadr.translate import OpenAdrTranslateError, event_from_oadr
+from connectors.openadr.ven import Ven, VenSettings
 from connectors.sql import SqlRepository, open_repository
+from connectors.sql.dr_events import SqlDrEventStore
 from models.envelope import EnvelopeModel
+from models.feasibility import EnvelopeFeasibility, plan_baseline
 from models.planner import PlannerSettings, PyomoPlanner
 
 
@@ -46,6 +54,9 @@ def run_plan(problem: FleetProblem, settings: PlanningSettings | None = None) ->
 
 
 # --------------------------------------------------------------------------- the service
+
+
+log = logging.getLogger(__name__)
 
 
 class StartupError(Exception):
@@ -82,8 +93,13 @@ class Service:
     connector: MqttConnector
     broker: EmbeddedBroker | None
     mqtt_url: str
+    ven: Ven | None = None
+    events: EventLifecycle | None = None
+    background: set[asyncio.Task[Any]] = field(default_factory=set)
 
     async def stop(self) -> None:
+        if self.ven is not None:
+            await self.ven.stop()
         await self.runtime.stop()
         await asyncio.to_thread(self.connector.stop)
         if self.broker is not None:
@@ -178,4 +194,65 @@ async def start_service(
     runtime.sink = connector
     await asyncio.to_thread(connector.start)
     await runtime.start()
-    return Service(runtime, controller, repo, connector, broker, url)
+    service = Service(runtime, controller, repo, connector, broker, url)
+    if settings.openadr is not None:
+        service.events, service.ven = start_ven(settings.openadr, service, clock)
+        await service.ven.start()
+    return service
+
+
+def start_ven(config: OpenAdrConfig, service: Service, clock: Clock) -> tuple[EventLifecycle, Ven]:
+    """The VEN, wired to the event lifecycle: translate, decide, store, re-plan."""
+    try:
+        mapping = OpenAdrMapping.from_config(config.mapping)
+    except OpenAdrConfigError as exc:
+        raise StartupError(f"openadr.mapping: {exc}") from exc
+    controller, runtime = service.controller, service.runtime
+
+    def baseline(site: str, when: datetime) -> float | None:
+        current = controller.current
+        if current is None:
+            return None
+        grid = current.plan.grid
+        lookup = plan_baseline(current.plan.site_power_kw, grid.start, grid.step.total_seconds())
+        return lookup(site, when)
+
+    feasibility = EnvelopeFeasibility(controller.build_problem, baseline)
+    lifecycle = EventLifecycle(
+        service.repo, SqlDrEventStore(service.repo), clock, feasibility, config.policy
+    )
+    ven: Ven
+
+    async def on_event(raw: dict[str, Any]) -> OptChoice:
+        try:
+            event = event_from_oadr(raw, mapping)
+        except OpenAdrTranslateError as exc:
+            controller.counters["events_rejected"] += 1
+            log.warning("OpenADR event rejected (optOut): %s", exc)
+            return "optOut"
+        decision = lifecycle.receive(event)
+        controller.counters[f"events_{decision.action}"] += 1
+        if decision.replan:
+            runtime.request_replan(f"grid event {event.event_id} ({decision.action})")
+        if decision.withdraw:
+            task = asyncio.get_running_loop().create_task(
+                ven.opt_out(event.event_id, event.modification_number)
+            )
+            service.background.add(task)
+            task.add_done_callback(service.background.discard)
+        return decision.opt
+
+    ven = Ven(
+        VenSettings(
+            vtn_url=config.vtn_url,
+            ven_name=config.ven_name,
+            vtn_fingerprint=config.vtn_fingerprint,
+            cert=str(config.cert) if config.cert else None,
+            key=str(config.key) if config.key else None,
+            ca_file=str(config.ca_file) if config.ca_file else None,
+            poll_interval_s=config.poll_interval_s,
+            disable_signature=config.disable_signature,
+        ),
+        on_event,
+    )
+    return lifecycle, ven

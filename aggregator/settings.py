@@ -60,6 +60,27 @@ class PlanningConfig(BaseModel):
         return self
 
 
+class OpenAdrConfig(BaseModel):
+    """The VEN: which VTN, how to decide, how its programs map onto our sites."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    vtn_url: str = Field(description="e.g. https://vtn.example.net/OpenADR2/Simple/2.0b")
+    ven_name: str
+    policy: Literal["always", "feasible", "never"] = Field(
+        "feasible", description="opt in to every event, to feasible ones, or to none"
+    )
+    vtn_fingerprint: str | None = Field(None, description="pinned VTN certificate fingerprint")
+    cert: Path | None = None
+    key: Path | None = None
+    ca_file: Path | None = None
+    poll_interval_s: float = Field(10.0, gt=0, description="used if the VTN requests none")
+    disable_signature: bool = Field(False, description="only for a demo VTN without TLS")
+    mapping: dict[str, Any] = Field(
+        default_factory=dict, description="programs, resources, groups (docs/openadr.md)"
+    )
+
+
 class RuntimeSettings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="AGGREGATOR_", env_nested_delimiter="__", extra="forbid"
@@ -74,6 +95,7 @@ class RuntimeSettings(BaseSettings):
     )
     mqtt: MqttConfig = MqttConfig()
     planning: PlanningConfig = PlanningConfig()
+    openadr: OpenAdrConfig | None = None
     log_level: str = "INFO"
 
     @classmethod
