@@ -1,1 +1,2 @@
-"""The mathematics: fleet planner (Pyomo/HiGHS), heuristic fallback, flexibility envelope."""
+"""The mathematics: fleet planner (Pyomo/HiGHS), heuristic fallback, flexibility envelope,
+event feasibility and demand-response settlement."""
