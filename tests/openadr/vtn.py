@@ -42,8 +42,13 @@ class Vtn:
     A new ``Vtn`` on the same port is a restarted VTN that forgot every registration.
     """
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, report_sampling: timedelta | None = None) -> None:
         self.port = port
+        # Reports: with ``report_sampling`` set, every offered data point is requested at that
+        # interval; the values openleadr's server delivers are kept per rID.
+        self.report_sampling = report_sampling
+        self.registered_reports: list[dict[str, Any]] = []  # oadrReport metadata, as offered
+        self.report_values: dict[str, list[tuple[datetime, float]]] = {}  # rID -> values
         self.registrations: dict[str, str] = {}  # ven_id -> registration_id
         self.opts: list[tuple[str, str]] = []  # (event_id, opt_type) from oadrCreatedEvent
         self.create_opts: list[dict[str, Any]] = []  # oadrCreateOpt payloads (EiOpt)
@@ -56,6 +61,7 @@ class Vtn:
             show_fingerprint=False,
         )
         self.server.add_handler("on_create_party_registration", self.on_create_party_registration)
+        self.server.add_handler("on_register_report", self.on_register_report)
         opt_service = _AckingOptService(VTN_ID, self.create_opts)
         self.server.app.add_routes([web.post(f"{PREFIX}/EiOpt", opt_service.handler)])
 
@@ -68,6 +74,22 @@ class Vtn:
         ven_id = payload.get("ven_id") or f"ven-{uuid.uuid4().hex[:8]}"
         self.registrations[ven_id] = f"reg-{uuid.uuid4().hex[:8]}"
         return ven_id, self.registrations[ven_id]
+
+    def on_register_report(self, report: dict[str, Any]) -> list[tuple[str, Any, timedelta]] | None:
+        """openleadr's "full" mode gets the whole report; (rID, callback, sampling) requests."""
+        self.registered_reports.append(report)
+        if self.report_sampling is None:
+            return None
+        return [
+            (rd["r_id"], self._value_sink(rd["r_id"]), self.report_sampling)
+            for rd in report["report_descriptions"]
+        ]
+
+    def _value_sink(self, r_id: str) -> Any:
+        def receive(values: list[tuple[datetime, float]]) -> None:
+            self.report_values.setdefault(r_id, []).extend(values)
+
+        return receive
 
     def on_opt(self, ven_id: str, event_id: str, opt_type: str) -> None:
         self.opts.append((event_id, opt_type))
