@@ -17,10 +17,13 @@ from aggregator.scenario.forecasts import ScenarioForecasts
 from aggregator.services.control import ControlSettings, FleetController
 from aggregator.services.events import EventLifecycle
 from aggregator.services.planning import PlanningResult, plan_fleet
+from aggregator.services.pricing import EventPriceOverlay
+from aggregator.services.reporting import TelemetryReports
 from aggregator.settings import MqttConfig, OpenAdrConfig, PlanningConfig, RuntimeSettings
 from connectors.mqtt.broker import EmbeddedBroker
 from connectors.mqtt.client import MqttConnector, MqttSettings
 from connectors.openadr.mapping import OpenAdrConfigError, OpenAdrMapping
+from connectors.openadr.reports import telemetry_reports
 from connectors.openadr.translate import OpenAdrTranslateError, event_from_oadr
 from connectors.openadr.ven import Ven, VenSettings
 from connectors.sql import SqlRepository, open_repository
@@ -163,7 +166,9 @@ async def start_service(
     repo = await asyncio.to_thread(open_repository, settings.database_url)
     if scenario is not None:
         await asyncio.to_thread(seed_from_scenario, repo, scenario, clock.now())
-    forecasts: ForecastSource = ScenarioForecasts(scenario) if scenario else FlatForecasts()
+    base: ForecastSource = ScenarioForecasts(scenario) if scenario else FlatForecasts()
+    dr_events = SqlDrEventStore(repo)
+    forecasts = EventPriceOverlay(base, dr_events)
     broker = None
     url = settings.mqtt.url
     if url is None:
@@ -196,12 +201,14 @@ async def start_service(
     await runtime.start()
     service = Service(runtime, controller, repo, connector, broker, url)
     if settings.openadr is not None:
-        service.events, service.ven = start_ven(settings.openadr, service, clock)
+        service.events, service.ven = start_ven(settings.openadr, service, clock, dr_events)
         await service.ven.start()
     return service
 
 
-def start_ven(config: OpenAdrConfig, service: Service, clock: Clock) -> tuple[EventLifecycle, Ven]:
+def start_ven(
+    config: OpenAdrConfig, service: Service, clock: Clock, store: SqlDrEventStore
+) -> tuple[EventLifecycle, Ven]:
     """The VEN, wired to the event lifecycle: translate, decide, store, re-plan."""
     try:
         mapping = OpenAdrMapping.from_config(config.mapping)
@@ -218,9 +225,7 @@ def start_ven(config: OpenAdrConfig, service: Service, clock: Clock) -> tuple[Ev
         return lookup(site, when)
 
     feasibility = EnvelopeFeasibility(controller.build_problem, baseline)
-    lifecycle = EventLifecycle(
-        service.repo, SqlDrEventStore(service.repo), clock, feasibility, config.policy
-    )
+    lifecycle = EventLifecycle(service.repo, store, clock, feasibility, config.policy)
     ven: Ven
 
     async def on_event(raw: dict[str, Any]) -> OptChoice:
@@ -250,9 +255,22 @@ def start_ven(config: OpenAdrConfig, service: Service, clock: Clock) -> tuple[Ev
             cert=str(config.cert) if config.cert else None,
             key=str(config.key) if config.key else None,
             ca_file=str(config.ca_file) if config.ca_file else None,
+            passphrase=config.passphrase,
             poll_interval_s=config.poll_interval_s,
             disable_signature=config.disable_signature,
         ),
         on_event,
+        # TELEMETRY_USAGE / TELEMETRY_STATUS per site, from stored telemetry (docs/openadr.md)
+        reports=telemetry_reports(
+            [s.site_id for s in controller.fleet.sites], TelemetryReports(service.repo, clock)
+        ),
     )
+
+    def on_event_list(listed: set[str]) -> None:
+        for decision in lifecycle.reconcile(listed):
+            controller.counters["events_cancelled"] += 1
+            if decision.replan:
+                runtime.request_replan(f"grid event {decision.event_id} (no longer listed)")
+
+    ven.on_event_list = on_event_list
     return lifecycle, ven

@@ -74,6 +74,9 @@ class OpenAdrConfig(BaseModel):
     cert: Path | None = None
     key: Path | None = None
     ca_file: Path | None = None
+    passphrase: str | None = Field(
+        None, description="of the key; set it as AGGREGATOR_OPENADR__PASSPHRASE, not in a file"
+    )
     poll_interval_s: float = Field(10.0, gt=0, description="used if the VTN requests none")
     disable_signature: bool = Field(False, description="only for a demo VTN without TLS")
     mapping: dict[str, Any] = Field(

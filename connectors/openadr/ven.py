@@ -12,12 +12,16 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Literal, get_args
 
 from openleadr import OpenADRClient
+
+from connectors.openadr import tls
+from connectors.openadr.reports import ReportSpec, add_reports, forget_report_requests
+from connectors.openadr.validation import OutgoingValidator
 
 __all__ = ["OptReason", "OptType", "Ven", "VenError", "VenSettings"]
 
@@ -90,9 +94,29 @@ class _Client(OpenADRClient):  # type: ignore[misc]  # openleadr is untyped
     only what it calls on the way is overridden.
     """
 
+    # Attributes of openleadr's (untyped) client that we set.
+    vtn_fingerprint: str | None
+    client_session: Any
+    _create_message: Callable[..., str]
+
     def __init__(self, ven: Ven, **kwargs: Any) -> None:
+        # Security (docs/openadr.md, "Security"): refuse an https:// VTN without client cert,
+        # signatures and pinned fingerprint; our own TLS context; every outgoing message is
+        # checked against the 2.0b XSD before it is sent.
+        tls.check_security(ven.settings)
         super().__init__(**kwargs)
         self._ven = ven
+        if self.vtn_fingerprint is not None:
+            self.vtn_fingerprint = tls.normalize_fingerprint(self.vtn_fingerprint)
+        self._ssl_context = tls.ssl_context(ven.settings)
+        self.outgoing = OutgoingValidator(self._create_message)
+        self._create_message = self.outgoing
+
+    async def _ensure_client_session(self) -> None:
+        # openleadr's own context has no minimum TLS version and no cipher list.
+        if self.client_session is None and self._ssl_context is not None:
+            self.client_session = tls.client_session(self._ssl_context)
+        await super()._ensure_client_session()
 
     async def poll(self) -> tuple[str | None, dict[str, Any]]:
         # openleadr returns a bare None for an empty HTTP body, which its _poll cannot unpack.
@@ -129,9 +153,16 @@ class Ven:
     dicts handed to ``on_event``; ``handler_errors``.
     """
 
-    def __init__(self, settings: VenSettings, on_event: EventHandler) -> None:
+    def __init__(
+        self,
+        settings: VenSettings,
+        on_event: EventHandler,
+        reports: Sequence[ReportSpec] = (),
+    ) -> None:
         self.settings = settings
         self._on_event = on_event
+        # Called with the ids of every oadrDistributeEvent (implicit cancel of the others).
+        self.on_event_list: Callable[[set[str]], object] | None = None
         self._client = _Client(
             self,
             ven_name=settings.ven_name,
@@ -144,6 +175,7 @@ class Ven:
             disable_signature=settings.disable_signature,
             show_fingerprint=False,
         )
+        add_reports(self._client, reports)  # offered at every registration (docs: "Reports")
         self._registered = False
         self._poll_interval_s = settings.poll_interval_s
         self._task: asyncio.Task[None] | None = None
@@ -177,6 +209,11 @@ class Ven:
     def poll_interval_s(self) -> float:
         """The poll period in use: the VTN's requested one, else the configured one. [s]"""
         return self._poll_interval_s
+
+    @property
+    def outgoing(self) -> OutgoingValidator:
+        """XSD checks of what we send: ``validated`` and ``invalid`` (refused) per message type."""
+        return self._client.outgoing
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -306,6 +343,7 @@ class Ven:
         # What openleadr's run() does after registering. A failure here is not a failed
         # registration: polling brings what the sync missed.
         try:
+            forget_report_requests(client)  # the VTN requests them anew; no duplicate jobs
             await client.register_reports(client.reports or [])
             if client.reports and client.report_queue_task is None:
                 client.report_queue_task = client.loop.create_task(client._report_queue_worker())
@@ -322,6 +360,16 @@ class Ven:
             log.warning("poll of %s failed; retrying on the next tick", self.settings.vtn_url)
             return
         self.polls += 1
+        if response_type == "oadrDistributeEvent" and self.on_event_list is not None:
+            # The list is the VTN's whole truth: an event we hold that is not in it is over
+            # (implicit cancel). Called before the new events in it are handled.
+            events = payload.get("events") or []
+            ids = {str((e.get("event_descriptor") or {}).get("event_id")) for e in events}
+            try:
+                self.on_event_list(ids)
+            except Exception:  # never let our bookkeeping stop the poll loop
+                log.exception("handling the VTN's event list failed")
+                self.handler_errors += 1
         code = (payload.get("response") or {}).get("response_code", 200)
         if response_type == "oadrResponse" and code != 200:
             # An error answer to a poll means the VTN no longer knows us (e.g. it restarted
