@@ -80,6 +80,8 @@ class CurrentPlan:
     power_by_charger: dict[str, tuple[int, tuple[float, ...], tuple[float, ...]]] = field(
         default_factory=dict
     )
+    # When each charger's session is planned to be done: its setpoints expire then.
+    end_by_charger: dict[str, datetime] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -355,7 +357,7 @@ class FleetController:
         plan_id = f"{created_at.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
         self.repo.save_plan(plan_id, created_at, plan)
         sessions = {s.session_id: s for s in problem.sessions}
-        power = {}
+        power, ends = {}, {}
         for sched in plan.schedules:
             s = sessions[sched.session_id]
             pos_a, pos_d = plan.grid.position(s.arrival), plan.grid.position(s.departure)
@@ -364,7 +366,8 @@ class FleetController:
                 for i in range(sched.first_slot, sched.first_slot + len(sched.power_kw))
             )
             power[sched.charger_id] = (sched.first_slot, sched.power_kw, shares)
-        self.current = CurrentPlan(plan_id, created_at, plan, power)
+            ends[sched.charger_id] = s.departure
+        self.current = CurrentPlan(plan_id, created_at, plan, power, ends)
         self.counters[f"plans_{plan.solver_path}"] += 1
         return self.current
 
@@ -406,13 +409,17 @@ class FleetController:
         for charger_id, site_id, power in powers:
             self._seq += 1
             self._last_power[charger_id] = power
+            # A session planned to be done before the setpoint would expire: the charger must
+            # not go on at this power past that (the next plan takes over from there).
+            end = self.current.end_by_charger.get(charger_id)
+            until = min(valid_until, end) if end is not None and end > now else valid_until
             out.append(
                 Setpoint(
                     charger_id=charger_id,
                     site_id=site_id,
                     power_kw=power,
                     issued_at=now,
-                    valid_until=valid_until,
+                    valid_until=until,
                     plan_id=self.current.plan_id,
                     seq=self._seq,
                 )

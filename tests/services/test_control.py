@@ -242,3 +242,15 @@ def test_dispatch_sends_reductions_before_increases(world) -> None:  # type: ign
     assert order == ["c0", "c1"]
     seqs = [s.seq for s in ctl.dispatch()]
     assert seqs == sorted(seqs)  # numbered in the order they go out
+
+
+def test_a_setpoint_expires_when_its_session_is_planned_to_be_done(world) -> None:  # type: ignore[no-untyped-def]
+    ctl, repo, _, settings = world
+    # Leaves in 2 minutes: planned done 1 minute from now (one dispatch period early).
+    repo.save_constraint(DepartureConstraint("v0", T0 + timedelta(minutes=2), target_soc=0.3))
+    ctl.ingest("t", reading("c0", soc=0.2))
+    problem = ctl.build_problem()
+    ctl.adopt(PyomoPlanner().plan(problem), T0, problem)
+    by_charger = {s.charger_id: s for s in ctl.dispatch()}
+    assert by_charger["c0"].valid_until == T0 + timedelta(minutes=1)
+    assert by_charger["c1"].valid_until == T0 + settings.lifetime
