@@ -393,7 +393,8 @@ class FleetController:
             power = 0.0
             sched = self.current.power_by_charger.get(charger.charger_id)
             live = self.live.get(charger.charger_id)
-            if sched is not None and live is not None:
+            end = self.current.end_by_charger.get(charger.charger_id)
+            if sched is not None and live is not None and (end is None or now < end):
                 first, values, shares = sched
                 if first <= slot < first + len(values):
                     # The vehicle leaves inside this slot: it must draw the slot's energy while

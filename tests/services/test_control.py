@@ -254,3 +254,14 @@ def test_a_setpoint_expires_when_its_session_is_planned_to_be_done(world) -> Non
     by_charger = {s.charger_id: s for s in ctl.dispatch()}
     assert by_charger["c0"].valid_until == T0 + timedelta(minutes=1)
     assert by_charger["c1"].valid_until == T0 + settings.lifetime
+
+
+def test_past_its_planned_end_a_session_gets_zero_from_that_plan(world) -> None:  # type: ignore[no-untyped-def]
+    ctl, repo, clock, _ = world
+    repo.save_constraint(DepartureConstraint("v0", T0 + timedelta(minutes=10), target_soc=1.0))
+    ctl.ingest("t", reading("c0", soc=0.2))
+    problem = ctl.build_problem()
+    ctl.adopt(PyomoPlanner().plan(problem), T0, problem)
+    assert {s.charger_id: s.power_kw for s in ctl.dispatch()}["c0"] > 0
+    clock.t = T0 + timedelta(minutes=9, seconds=30)  # planned done at 9:00, leaves at 10:00
+    assert {s.charger_id: s.power_kw for s in ctl.dispatch()}["c0"] == 0.0
