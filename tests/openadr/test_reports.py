@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -26,7 +25,7 @@ from connectors.openadr.reports import (
 )
 from connectors.openadr.ven import Ven, VenSettings
 from connectors.sql import SqlRepository, open_repository
-from tests.openadr.vtn import PREFIX, Vtn, free_port
+from tests.openadr.vtn import PREFIX, Vtn, free_port, run, until
 
 # openleadr's OpenADRServer stores itself in its aiohttp app under a str key (server.py).
 pytestmark = pytest.mark.filterwarnings("ignore::aiohttp.web_exceptions.NotAppKeyWarning")
@@ -90,18 +89,6 @@ def repo(tmp_path: Path) -> SqlRepository:
 def specs(repo: SqlRepository) -> list[ReportSpec]:
     source = TelemetryReports(repo, FixedClock(), MAX_AGE)
     return telemetry_reports(SITES, source, min_sampling=SAMPLING)
-
-
-async def until(cond: Callable[[], bool], timeout_s: float = 10.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while not cond():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.05)
-
-
-def run(body: Callable[[], Awaitable[None]]) -> None:
-    asyncio.run(asyncio.wait_for(body(), timeout=40))
 
 
 def all_ids() -> list[str]:

@@ -14,7 +14,6 @@ import ipaddress
 import logging
 import re
 import ssl
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -35,7 +34,7 @@ from openleadr.service.vtn_service import VTNService
 from connectors.openadr import tls
 from connectors.openadr.validation import OutgoingMessageError, OutgoingValidator
 from connectors.openadr.ven import Ven, VenSettings
-from tests.openadr.vtn import POLL, PREFIX, VTN_ID, Vtn, _AckingOptService, free_port
+from tests.openadr.vtn import POLL, PREFIX, VTN_ID, Vtn, _AckingOptService, free_port, run, until
 
 # openleadr's OpenADRServer stores itself in its aiohttp app under a str key (server.py).
 pytestmark = pytest.mark.filterwarnings("ignore::aiohttp.web_exceptions.NotAppKeyWarning")
@@ -241,18 +240,6 @@ def accepted(ven: Ven, message_type: str) -> list[str]:
 
     ven._client.hooks["after_parse_xml"].append(hook)
     return seen
-
-
-async def until(cond: Callable[[], bool], timeout_s: float = 8.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while not cond():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.05)
-
-
-def run(body: Callable[[], Awaitable[None]]) -> None:
-    asyncio.run(asyncio.wait_for(body(), timeout=25))
 
 
 # ---------------------------------------------------------------------- settings and context

@@ -6,14 +6,12 @@ plain HTTP and unsigned messages (TLS and fingerprint pinning are tested separat
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 
 from connectors.openadr.ven import Ven, VenError, VenSettings, backoff_s
-from tests.openadr.vtn import POLL, PREFIX, Vtn, free_port
+from tests.openadr.vtn import POLL, PREFIX, Vtn, free_port, run, until
 
 # openleadr's OpenADRServer stores itself in its aiohttp app under a str key (server.py).
 pytestmark = pytest.mark.filterwarnings("ignore::aiohttp.web_exceptions.NotAppKeyWarning")
@@ -46,18 +44,6 @@ class Recorder:
 
     def ids(self) -> list[str]:
         return [e["event_descriptor"]["event_id"] for e in self.events]
-
-
-async def until(cond: Callable[[], bool], timeout_s: float = 8.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while not cond():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.05)
-
-
-def run(body: Callable[[], Awaitable[None]]) -> None:
-    asyncio.run(asyncio.wait_for(body(), timeout=30))
 
 
 def test_backoff_doubles_and_is_capped() -> None:

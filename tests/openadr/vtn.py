@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -113,3 +115,17 @@ class Vtn:
 
     async def stop(self) -> None:
         await self.server.stop()
+
+
+async def until(cond: Callable[[], bool], timeout_s: float = 10.0) -> None:
+    """Wait until ``cond()`` holds; fail the test after ``timeout_s``."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not cond():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.05)
+
+
+def run(body: Callable[[], Awaitable[None]], timeout_s: float = 40.0) -> None:
+    """Run one test body on a fresh event loop, bounded in time."""
+    asyncio.run(asyncio.wait_for(body(), timeout=timeout_s))
