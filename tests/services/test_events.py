@@ -11,8 +11,8 @@ import pytest
 from aggregator.app import fleet_of
 from aggregator.domain import DrEvent, GridEvent
 from aggregator.services.events import EventLifecycle
-from connectors.memory.dr_events import InMemoryDrEventStore
 from connectors.sql import open_repository
+from connectors.sql.dr_events import SqlDrEventStore
 from models.feasibility import EnvelopeFeasibility
 from tests.fleet_builders import START, ev, make_problem
 
@@ -57,7 +57,7 @@ def world(tmp_path: Path):  # type: ignore[no-untyped-def]
     repo.save_fleet(fleet_of(problem))
     life = EventLifecycle(
         repo,
-        InMemoryDrEventStore(),
+        SqlDrEventStore(repo),
         Clock(),
         EnvelopeFeasibility(lambda: problem),
         policy="feasible",
@@ -144,7 +144,7 @@ def test_an_infeasible_cap_is_opted_out_and_a_withdrawn_opt_in_is_flagged(world)
 def test_fixed_policies(policy: str, opt: str, tmp_path: Path) -> None:
     repo = open_repository(f"sqlite:///{tmp_path / 'p.db'}")
     try:
-        life = EventLifecycle(repo, InMemoryDrEventStore(), Clock(), policy=policy)  # type: ignore[arg-type]
+        life = EventLifecycle(repo, SqlDrEventStore(repo), Clock(), policy=policy)  # type: ignore[arg-type]
         assert life.receive(dr(cap=0.0, slots=(0, 8))).opt == opt
     finally:
         repo.dispose()

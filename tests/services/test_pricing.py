@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
 
 from aggregator.app import FlatForecasts
 from aggregator.domain import DrEvent, DrEventRecord, PriceSignal, TimeGrid
 from aggregator.services.pricing import EventPriceOverlay
-from connectors.memory.dr_events import InMemoryDrEventStore
+from connectors.sql import open_repository
+from connectors.sql.dr_events import SqlDrEventStore
 
 T0 = datetime(2025, 1, 6, tzinfo=UTC)
 H = timedelta(hours=1)
@@ -18,8 +23,14 @@ def record(state: str, *prices: PriceSignal) -> DrEventRecord:
     return DrEventRecord(ev, "optIn", "", state, T0)  # type: ignore[arg-type]
 
 
-def test_active_event_prices_replace_or_add_and_others_do_not() -> None:
-    store = InMemoryDrEventStore()
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[SqlDrEventStore]:
+    repo = open_repository(f"sqlite:///{tmp_path / 'prices.db'}")
+    yield SqlDrEventStore(repo)
+    repo.dispose()
+
+
+def test_active_event_prices_replace_or_add_and_others_do_not(store: SqlDrEventStore) -> None:
     store.save(
         record(
             "active",
@@ -33,7 +44,7 @@ def test_active_event_prices_replace_or_add_and_others_do_not() -> None:
     assert prices.export_per_mwh == (50.0, 300.0, 75.0, 50.0)
 
 
-def test_without_events_the_base_forecast_is_unchanged() -> None:
+def test_without_events_the_base_forecast_is_unchanged(store: SqlDrEventStore) -> None:
     base = FlatForecasts(42.0)
     grid = TimeGrid(T0, H, 3)
-    assert EventPriceOverlay(base, InMemoryDrEventStore()).prices(grid) == base.prices(grid)
+    assert EventPriceOverlay(base, store).prices(grid) == base.prices(grid)

@@ -1,1 +1,0 @@
-"""In-memory adapters: real implementations of ports for the demo, notebooks and tests."""
