@@ -24,6 +24,7 @@ from connectors.mqtt.broker import EmbeddedBroker
 from connectors.mqtt.client import MqttConnector, MqttSettings
 from connectors.openadr.mapping import OpenAdrConfigError, OpenAdrMapping
 from connectors.openadr.reports import telemetry_reports
+from connectors.openadr.tls import check_security
 from connectors.openadr.translate import OpenAdrTranslateError, event_from_oadr
 from connectors.openadr.ven import Ven, VenSettings
 from connectors.sql import SqlRepository, open_repository
@@ -161,6 +162,8 @@ async def start_service(
 ) -> Service:
     """Open the store, start the broker (if embedded), the MQTT client and the control loop."""
     clock = clock or SystemClock()
+    # Settings that cannot work fail here, before a port is opened or a file written.
+    vtn = checked_openadr(settings.openadr) if settings.openadr is not None else None
     if scenario is None and settings.fleet is not None:
         scenario = load_scenario(settings.fleet)
     repo = await asyncio.to_thread(open_repository, settings.database_url)
@@ -200,20 +203,45 @@ async def start_service(
     await asyncio.to_thread(connector.start)
     await runtime.start()
     service = Service(runtime, controller, repo, connector, broker, url)
-    if settings.openadr is not None:
-        service.events, service.ven = start_ven(settings.openadr, service, clock, dr_events)
+    if settings.openadr is not None and vtn is not None:
+        service.events, service.ven = start_ven(settings.openadr, vtn, service, clock, dr_events)
         await service.ven.start()
     return service
 
 
-def start_ven(
-    config: OpenAdrConfig, service: Service, clock: Clock, store: SqlDrEventStore
-) -> tuple[EventLifecycle, Ven]:
-    """The VEN, wired to the event lifecycle: translate, decide, store, re-plan."""
+def checked_openadr(config: OpenAdrConfig) -> tuple[OpenAdrMapping, VenSettings]:
+    """The VEN's mapping and settings, or a StartupError naming the key that is wrong."""
     try:
         mapping = OpenAdrMapping.from_config(config.mapping)
     except OpenAdrConfigError as exc:
         raise StartupError(f"openadr.mapping: {exc}") from exc
+    try:
+        ven_settings = VenSettings(
+            vtn_url=config.vtn_url,
+            ven_name=config.ven_name,
+            vtn_fingerprint=config.vtn_fingerprint,
+            cert=str(config.cert) if config.cert else None,
+            key=str(config.key) if config.key else None,
+            ca_file=str(config.ca_file) if config.ca_file else None,
+            passphrase=config.passphrase,
+            poll_interval_s=config.poll_interval_s,
+            disable_signature=config.disable_signature,
+        )
+        check_security(ven_settings)
+    except ValueError as exc:
+        raise StartupError(f"openadr: {exc}") from exc
+    return mapping, ven_settings
+
+
+def start_ven(
+    config: OpenAdrConfig,
+    vtn: tuple[OpenAdrMapping, VenSettings],
+    service: Service,
+    clock: Clock,
+    store: SqlDrEventStore,
+) -> tuple[EventLifecycle, Ven]:
+    """The VEN, wired to the event lifecycle: translate, decide, store, re-plan."""
+    mapping, ven_settings = vtn
     controller, runtime = service.controller, service.runtime
 
     def baseline(site: str, when: datetime) -> float | None:
@@ -248,17 +276,7 @@ def start_ven(
         return decision.opt
 
     ven = Ven(
-        VenSettings(
-            vtn_url=config.vtn_url,
-            ven_name=config.ven_name,
-            vtn_fingerprint=config.vtn_fingerprint,
-            cert=str(config.cert) if config.cert else None,
-            key=str(config.key) if config.key else None,
-            ca_file=str(config.ca_file) if config.ca_file else None,
-            passphrase=config.passphrase,
-            poll_interval_s=config.poll_interval_s,
-            disable_signature=config.disable_signature,
-        ),
+        ven_settings,
         on_event,
         # TELEMETRY_USAGE / TELEMETRY_STATUS per site, from stored telemetry (docs/openadr.md)
         reports=telemetry_reports(

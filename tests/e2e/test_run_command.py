@@ -61,3 +61,36 @@ def test_embedded_broker_port_in_use_exits_2_naming_the_key(tmp_path: Path) -> N
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"mqtt.embedded_port: cannot listen on {port}")
+
+
+@pytest.mark.parametrize(
+    ("openadr", "message"),
+    [
+        (
+            "{vtn_url: 'http://127.0.0.1:9/OpenADR2/Simple/2.0b', ven_name: v, "
+            "mapping: {programs: {p: {simple_levels: {1: {cap_kw: 1, shed_kw: 2}}}}}}",
+            "openadr.mapping: ",
+        ),
+        (
+            "{vtn_url: 'https://127.0.0.1:9/OpenADR2/Simple/2.0b', ven_name: v}",
+            "openadr: cert, key, vtn_fingerprint: required for an https:// VTN",
+        ),
+    ],
+)
+def test_bad_openadr_settings_exit_2_before_anything_starts(
+    openadr: str, message: str, tmp_path: Path
+) -> None:
+    with socket.socket() as taken:  # the embedded broker's port is taken: never reached
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = tmp_path / "aggregator.yaml"
+        config.write_text(
+            f"database_url: sqlite:///{tmp_path / 'a.db'}\nmqtt: {{embedded_port: {port}}}\n"
+            f"openadr: {openadr}\nlog_level: WARNING\n"
+        )
+        result = run(config, tmp_path)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(message), result.stderr
+    assert not (tmp_path / "a.db").exists()  # nothing was opened
