@@ -48,7 +48,6 @@ class FleetProblem:
     site_by_id: dict[str, Site] = field(init=False, repr=False, compare=False)
     charger_by_id: dict[str, Charger] = field(init=False, repr=False, compare=False)
     vehicle_by_id: dict[str, Vehicle] = field(init=False, repr=False, compare=False)
-    battery_by_site: dict[str, SiteBattery] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         n = self.grid.n_slots
@@ -57,7 +56,7 @@ class FleetProblem:
         vehicles = _index_unique("vehicle", self.vehicles, "vehicle_id")
         _index_unique("session", self.sessions, "session_id")
         _index_unique("event", self.events, "event_id")
-        batteries = _index_unique("battery", self.batteries, "site_id")
+        _index_unique("battery", self.batteries, "site_id")
         require_non_negative("problem", "degradation_cost_per_mwh", self.degradation_cost_per_mwh)
         if len(self.prices.import_per_mwh) != n:
             raise ValidationError(
@@ -92,7 +91,6 @@ class FleetProblem:
         object.__setattr__(self, "site_by_id", sites)
         object.__setattr__(self, "charger_by_id", chargers)
         object.__setattr__(self, "vehicle_by_id", vehicles)
-        object.__setattr__(self, "battery_by_site", batteries)
 
     def _check_sessions(self, chargers: dict[str, Charger], vehicles: dict[str, Vehicle]) -> None:
         by_charger: dict[str, list[Session]] = defaultdict(list)

@@ -113,7 +113,7 @@ def test_site_battery_is_built_from_the_site_entry(write_scenario) -> None:
 
     problem = load_scenario(write_scenario(doc))
 
-    battery = problem.battery_by_site["depot"]
+    (battery,) = [b for b in problem.batteries if b.site_id == "depot"]
     assert (battery.capacity_kwh, battery.max_charge_kw, battery.max_discharge_kw) == (
         100,
         40,
