@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from aggregator.domain import EventRecord, Fleet, FleetProblem, OptChoice, Prices, TimeGrid
 from aggregator.ports import Clock, EnvelopeCalculator, ForecastSource, Planner, Repository
@@ -19,7 +20,14 @@ from aggregator.services.events import EventLifecycle
 from aggregator.services.planning import PlanningResult, plan_fleet
 from aggregator.services.pricing import EventPriceOverlay
 from aggregator.services.reporting import TelemetryReports
-from aggregator.settings import MqttConfig, OpenAdrConfig, PlanningConfig, RuntimeSettings
+from aggregator.services.settlement import EventSettlements, SettlementSettings
+from aggregator.settings import (
+    MqttConfig,
+    OpenAdrConfig,
+    PlanningConfig,
+    RuntimeSettings,
+    SettlementConfig,
+)
 from connectors.mqtt.broker import EmbeddedBroker
 from connectors.mqtt.client import MqttConnector, MqttSettings
 from connectors.openadr.mapping import OpenAdrConfigError, OpenAdrMapping
@@ -29,9 +37,12 @@ from connectors.openadr.translate import OpenAdrTranslateError, event_from_oadr
 from connectors.openadr.ven import Ven, VenSettings
 from connectors.sql import SqlRepository, open_repository
 from connectors.sql.dr_events import SqlDrEventStore
+from connectors.sql.settlements import SqlSettlementStore
 from models.envelope import EnvelopeModel
 from models.feasibility import EnvelopeFeasibility, plan_baseline
 from models.planner import PlannerSettings, PyomoPlanner
+from models.settlement import MeterBaselineConfig
+from models.settlement.event import SettlerConfig, TelemetrySettler
 
 
 @dataclass(frozen=True)
@@ -99,6 +110,7 @@ class Service:
     mqtt_url: str
     ven: Ven | None = None
     events: EventLifecycle | None = None
+    settlements: EventSettlements | None = None
     background: set[asyncio.Task[Any]] = field(default_factory=set)
 
     async def stop(self) -> None:
@@ -205,8 +217,52 @@ async def start_service(
     service = Service(runtime, controller, repo, connector, broker, url)
     if settings.openadr is not None and vtn is not None:
         service.events, service.ven = start_ven(settings.openadr, vtn, service, clock, dr_events)
+        service.settlements = event_settlements(
+            settings.settlement, settings.planning, service, clock, dr_events, base
+        )
+        runtime.settlements = service.settlements
         await service.ven.start()
     return service
+
+
+def event_settlements(
+    config: SettlementConfig,
+    planning: PlanningConfig,
+    service: Service,
+    clock: Clock,
+    events: SqlDrEventStore,
+    forecasts: ForecastSource,
+) -> EventSettlements:
+    """Baselines and settlements of the events we opt in to (docs/settlement.md)."""
+    m = config.meter
+    settler = TelemetrySettler(
+        forecasts,
+        SettlerConfig(
+            baseline=config.baseline,
+            meter=MeterBaselineConfig(
+                x_days=m.x_days,
+                y_days=m.y_days,
+                skip_weekends=m.skip_weekends,
+                lookback_days=m.lookback_days,
+                min_days=m.min_days,
+                tz=ZoneInfo(m.timezone),
+            ),
+            step=timedelta(minutes=planning.step_minutes),
+        ),
+    )
+    return EventSettlements(
+        service.repo,
+        events,
+        SqlSettlementStore(service.repo),
+        settler,
+        clock,
+        SettlementSettings(
+            lead=timedelta(minutes=config.lead_minutes),
+            grace=timedelta(minutes=config.grace_minutes),
+            give_up_after=timedelta(hours=config.give_up_hours),
+            history=timedelta(days=m.lookback_days + 1) if m.enabled else None,
+        ),
+    )
 
 
 def checked_openadr(config: OpenAdrConfig) -> tuple[OpenAdrMapping, VenSettings]:
@@ -252,7 +308,9 @@ def start_ven(
         lookup = plan_baseline(current.plan.site_power_kw, grid.start, grid.step.total_seconds())
         return lookup(site, when)
 
-    feasibility = EnvelopeFeasibility(controller.build_problem, baseline)
+    feasibility = EnvelopeFeasibility(
+        controller.build_problem, baseline, tolerance_kwh=config.shortfall_tolerance_kwh
+    )
     lifecycle = EventLifecycle(service.repo, store, clock, feasibility, config.policy)
     ven: Ven
 

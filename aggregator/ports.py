@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import date, datetime
 from typing import Protocol
 
 from aggregator.domain import (
     DepartureConstraint,
+    DrEvent,
     DrEventRecord,
+    EventBaseline,
     EventRecord,
     Fleet,
     FleetProblem,
@@ -19,6 +21,9 @@ from aggregator.domain import (
     Prices,
     Session,
     Setpoint,
+    Settlement,
+    SettlementRecord,
+    SiteSettlement,
     SiteStatus,
     Telemetry,
     TimeGrid,
@@ -145,3 +150,42 @@ class FeasibilityCheck(Protocol):
     """Can the fleet meet these event limits with no departure shortfall? (fast: envelope)"""
 
     def check(self, limits: Sequence[GridEvent]) -> tuple[bool, str]: ...
+
+
+class SettlementStore(Protocol):
+    """Event baselines and settlements (durable: the utility pays on them)."""
+
+    def save_baseline(self, baseline: EventBaseline) -> None:
+        """Insert or replace the event's baseline."""
+        ...
+
+    def baseline(self, event_id: str) -> EventBaseline | None: ...
+
+    def save_settlement(self, record: SettlementRecord) -> None:
+        """Insert or replace the event's settlement."""
+        ...
+
+    def settlement(self, event_id: str) -> SettlementRecord | None: ...
+
+    def settlements(self) -> list[SettlementRecord]: ...
+
+
+class EventSettler(Protocol):
+    """Settles an ended event from its baseline and the sites' telemetry (the maths)."""
+
+    def settle(
+        self,
+        event: DrEvent,
+        site_ids: Sequence[str],
+        baseline: EventBaseline | None,
+        readings: Sequence[Telemetry],
+        history: Sequence[Telemetry] | None,
+        event_days: frozenset[date],
+    ) -> tuple[Settlement, tuple[SiteSettlement, ...], str]:
+        """The settlement of ``site_ids`` together, each site's part, and a note (may be empty).
+
+        ``readings`` cover the event (and a little around it), ``history`` the days before
+        it for the meter baseline (None: not wanted); ``event_days`` are earlier event days.
+        Raises ``ValidationError`` with the reason when the event cannot be settled.
+        """
+        ...

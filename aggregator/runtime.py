@@ -21,6 +21,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from aggregator.domain import DepartureConstraint, EventRecord, SiteStatus, Telemetry
 from aggregator.ports import Clock, Planner, SetpointSink
 from aggregator.services.control import FleetController
+from aggregator.services.settlement import EventSettlements
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,10 @@ class AggregatorRuntime:
         # Deliveries go out one at a time, in the order their seq numbers were given.
         self._delivering = asyncio.Lock()
         self._boundary_at: datetime | None = None
+        # One solve at a time: plans and event baselines share the planner.
+        self._solving = asyncio.Lock()
+        self.settlements: EventSettlements | None = None
+        self._settling = False
 
     # ---------------------------------------------------------- TelemetryHandler
     def _call(self, fn: Callable[..., object], *args: object) -> None:
@@ -113,6 +118,12 @@ class AggregatorRuntime:
             id="dispatch",
         )
         scheduler.add_job(self.flush_telemetry, "interval", seconds=1.0, id="flush")
+        scheduler.add_job(
+            self.settle_events,
+            "interval",
+            seconds=self.controller.settings.dispatch_period.total_seconds() / wall,
+            id="settle",
+        )
         scheduler.start()
         self._scheduler = scheduler
         await self.replan("startup")
@@ -151,7 +162,8 @@ class AggregatorRuntime:
                 now = self.clock.now()
                 problem = self.controller.build_problem(now)
                 start = time.perf_counter()
-                plan = await asyncio.to_thread(self.planner.plan, problem)
+                async with self._solving:
+                    plan = await asyncio.to_thread(self.planner.plan, problem)
                 self.plan_seconds.append(time.perf_counter() - start)
                 current = self.controller.adopt(plan, now, problem)
                 log.info(
@@ -207,6 +219,28 @@ class AggregatorRuntime:
         task = asyncio.get_running_loop().create_task(self.dispatch())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    async def settle_events(self) -> None:
+        """Capture the baselines that are due (a plan without the event), settle ended events."""
+        if self.settlements is None or self._settling:
+            return
+        self._settling = True
+        try:
+            settlements, now = self.settlements, self.clock.now()
+            for record in await asyncio.to_thread(settlements.baselines_due, now):
+                e = record.event
+                problem = self.controller.build_problem(
+                    now, without=frozenset(g.event_id for g in e.limits), cover=(e.start, e.end)
+                )
+                async with self._solving:
+                    plan = await asyncio.to_thread(self.planner.plan, problem)
+                await asyncio.to_thread(settlements.save_baseline, record, plan, now)
+            for done in await asyncio.to_thread(settlements.settle_due):
+                self.controller.counters[f"settlements_{done.status}"] += 1
+        except Exception:
+            log.exception("event baselines or settlements failed; tried again next round")
+        finally:
+            self._settling = False
 
     async def flush_telemetry(self) -> None:
         batch = self.controller.take_telemetry()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -77,11 +78,65 @@ class OpenAdrConfig(BaseModel):
     passphrase: str | None = Field(
         None, description="of the key; set it as AGGREGATOR_OPENADR__PASSPHRASE, not in a file"
     )
+    shortfall_tolerance_kwh: float = Field(
+        0.0,
+        ge=0,
+        description="policy 'feasible': opt in while the estimated departure shortfall the "
+        "event causes stays within this",
+    )
     poll_interval_s: float = Field(10.0, gt=0, description="used if the VTN requests none")
     disable_signature: bool = Field(False, description="only for a demo VTN without TLS")
     mapping: dict[str, Any] = Field(
         default_factory=dict, description="programs, resources, groups (docs/openadr.md)"
     )
+
+
+class MeterBaselineSettings(BaseModel):
+    """The X-of-Y days meter baseline (docs/settlement.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = Field(True, description="compute it (reads the event sites' history)")
+    x_days: int = Field(10, ge=1, description="highest-load days kept")
+    y_days: int = Field(10, ge=1, description="eligible days looked at")
+    lookback_days: int = Field(45, ge=1, description="how far back to look for them")
+    min_days: int | None = Field(
+        None, ge=1, description="settle with fewer eligible days, down to this many"
+    )
+    skip_weekends: bool = True
+    timezone: str = Field("UTC", description="IANA zone whose local days the baseline uses")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> MeterBaselineSettings:
+        if self.x_days > self.y_days:
+            raise ValueError("x_days must not exceed y_days")
+        if self.lookback_days < self.y_days:
+            raise ValueError("lookback_days must be at least y_days")
+        if self.min_days is not None and self.min_days > self.y_days:
+            raise ValueError("min_days must not exceed y_days")
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"timezone: unknown zone {self.timezone!r}") from exc
+        return self
+
+
+class SettlementConfig(BaseModel):
+    """Settling the events we opted in to (docs/settlement.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    baseline: Literal["plan", "meter"] = Field(
+        "plan", description="settled against; the other is reported beside it"
+    )
+    lead_minutes: float = Field(
+        15.0, ge=0, description="re-make the baseline plan this long before the event starts"
+    )
+    grace_minutes: float = Field(
+        5.0, ge=0, description="wait this long after the end for the last telemetry"
+    )
+    give_up_hours: float = Field(24.0, gt=0, description="stop retrying a failed settlement")
+    meter: MeterBaselineSettings = MeterBaselineSettings()
 
 
 class RuntimeSettings(BaseSettings):
@@ -99,6 +154,7 @@ class RuntimeSettings(BaseSettings):
     mqtt: MqttConfig = MqttConfig()
     planning: PlanningConfig = PlanningConfig()
     openadr: OpenAdrConfig | None = None
+    settlement: SettlementConfig = SettlementConfig()
     log_level: str = "INFO"
 
     @classmethod

@@ -21,6 +21,8 @@ from aggregator.domain import FleetProblem, GridEvent
 from models.envelope import envelope_bounds
 from models.planner.compiled import CompiledProblem, compile_problem, event_slots
 
+_EPS_KW = 1e-6
+
 # Site net power per slot start, from the plan the fleet follows now (the shed baseline).
 BaselineLookup = Callable[[str, datetime], float | None]
 
@@ -32,18 +34,25 @@ class EnvelopeFeasibility:
         self,
         problem: Callable[[], FleetProblem],
         baseline: BaselineLookup | None = None,
-        tolerance_kw: float = 1e-6,
+        tolerance_kwh: float = 0.0,
     ) -> None:
+        if not tolerance_kwh >= 0:
+            raise ValueError(f"tolerance_kwh: must be >= 0, got {tolerance_kwh}")
         self._problem = problem
         self._baseline = baseline
-        self.tolerance_kw = tolerance_kw
+        self.tolerance_kwh = tolerance_kwh
 
     def check(self, limits: Sequence[GridEvent]) -> tuple[bool, str]:
         problem = self._problem()
+        within = []
         for limit in limits:
             ok, why = self._check_one(problem, limit)
             if not ok:
                 return False, why
+            if why.startswith("feasible within"):
+                within.append(f"{limit.event_id}: {why}")
+        if within:
+            return True, "; ".join(within)
         return True, "the fleet can meet every interval with no departure shortfall"
 
     def _check_one(self, problem: FleetProblem, limit: GridEvent) -> tuple[bool, str]:
@@ -56,31 +65,43 @@ class EnvelopeFeasibility:
         least_ev, _ = envelope_bounds(cp)
         base = cp.net_base_kw.sum(axis=0)
         least = least_ev + base
-        room_kwh = 0.0
+        room_kwh, over_kwh, worst = 0.0, 0.0, None
         for t in slots.tolist():
             start = sub.grid.slot_start(t)
             if limit.cap_kw is not None:
                 bound = limit.cap_kw
             else:
                 assert limit.shed_kw is not None
-                base = self._baseline_at(sites, start)
-                if base is None:
+                shed_from = self._baseline_at(sites, start)
+                if shed_from is None:
                     return False, f"{limit.event_id}: no baseline to shed from at {start:%H:%M}"
-                bound = base - limit.shed_kw
-            if least[t] > bound + self.tolerance_kw:
-                return False, (
-                    f"{limit.event_id}: at {start:%Y-%m-%d %H:%M} the fleet cannot go below "
-                    f"{least[t]:.1f} kW without leaving a vehicle short (limit {bound:.1f} kW)"
-                )
+                bound = shed_from - limit.shed_kw
+            excess = least[t] - bound
+            if excess > _EPS_KW:
+                over_kwh += excess * cp.dt_h
+                if worst is None or excess > worst[0]:
+                    worst = (excess, start, least[t], bound)
             room_kwh += max(0.0, bound - base[t]) * cp.dt_h
         # The slots above are bounded one at a time; over the whole window, the energy every
         # vehicle must still take inside it must fit under the limit too.
         must_kwh = _least_energy_inside(cp, slots)
-        if must_kwh > room_kwh + self.tolerance_kw * cp.dt_h:
+        # The energy some vehicle must then go without: a lower bound on the shortfall.
+        short_kwh = max(over_kwh, must_kwh - room_kwh)
+        if short_kwh > self.tolerance_kwh + _EPS_KW * cp.dt_h:
+            allowed = f", tolerance {self.tolerance_kwh:.1f} kWh" if self.tolerance_kwh else ""
+            if worst is not None and over_kwh >= must_kwh - room_kwh:
+                _, at, lo, bound = worst
+                return False, (
+                    f"{limit.event_id}: at {at:%Y-%m-%d %H:%M} the fleet cannot go below "
+                    f"{lo:.1f} kW without leaving a vehicle short (limit {bound:.1f} kW); "
+                    f"at least {short_kwh:.1f} kWh short{allowed}"
+                )
             return False, (
                 f"{limit.event_id}: vehicles must take {must_kwh:.1f} kWh during the event to "
-                f"leave charged, the limit leaves room for {room_kwh:.1f} kWh"
+                f"leave charged, the limit leaves room for {room_kwh:.1f} kWh{allowed}"
             )
+        if short_kwh > _EPS_KW * cp.dt_h:
+            return True, f"feasible within tolerance (at least {short_kwh:.1f} kWh short)"
         return True, "feasible"
 
     def _baseline_at(self, sites: Sequence[str], when: datetime) -> float | None:

@@ -31,10 +31,23 @@ from aggregator.domain.runtime import (
     Telemetry,
 )
 from aggregator.domain.sessions import Session
+from aggregator.domain.settlement import (
+    BaselineFigures,
+    BaselineKind,
+    EventBaseline,
+    MeterBaseline,
+    Settlement,
+    SettlementInterval,
+    SettlementRecord,
+    SettlementStatus,
+    SiteSettlement,
+)
 from aggregator.domain.signals import GridEvent, Prices
 from aggregator.domain.timegrid import TimeGrid
 
 __all__ = [
+    "BaselineFigures",
+    "BaselineKind",
     "Charger",
     "CostBreakdown",
     "DepartureConstraint",
@@ -43,6 +56,7 @@ __all__ = [
     "DrEventRecord",
     "DrState",
     "DrStatus",
+    "EventBaseline",
     "EventRecord",
     "EventResult",
     "EventStatus",
@@ -50,6 +64,7 @@ __all__ = [
     "FleetProblem",
     "FlexibilityEnvelope",
     "GridEvent",
+    "MeterBaseline",
     "OptChoice",
     "Plan",
     "PlanRecord",
@@ -59,8 +74,13 @@ __all__ = [
     "SessionOutcome",
     "SessionSchedule",
     "Setpoint",
+    "Settlement",
+    "SettlementInterval",
+    "SettlementRecord",
+    "SettlementStatus",
     "Site",
     "SiteBattery",
+    "SiteSettlement",
     "SiteStatus",
     "SolverPath",
     "Telemetry",

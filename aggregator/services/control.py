@@ -272,12 +272,26 @@ class FleetController:
                 )
                 self.repo.save_session(live.session)
 
-    def build_problem(self, now: datetime | None = None) -> FleetProblem:
-        """The planning problem as of now: a rolling horizon starting at this instant."""
+    def build_problem(
+        self,
+        now: datetime | None = None,
+        *,
+        without: frozenset[str] = frozenset(),
+        cover: tuple[datetime, datetime] | None = None,
+    ) -> FleetProblem:
+        """The planning problem as of now: a rolling horizon starting at this instant.
+
+        ``without`` leaves those grid events out (an event's baseline is planned without
+        it); ``cover`` stretches the grid back and forth to span that window (the grid then
+        starts at the window's start if that is earlier, with no session before now).
+        """
         now = (now or self.clock.now()).replace(microsecond=0)
         self.reload_constraints()
         s = self.settings
-        grid = TimeGrid(now, s.step, max(1, math.ceil(s.horizon / s.step)))
+        start, end = now, now + s.horizon
+        if cover is not None:
+            start, end = min(start, cover[0]), max(end, cover[1])
+        grid = TimeGrid(start, s.step, max(1, math.ceil((end - start) / s.step)))
         site_ids = [x.site_id for x in self.fleet.sites]
         profiles = self.forecasts.site_profiles(grid, site_ids)
         sites = tuple(
@@ -293,7 +307,7 @@ class FleetController:
             if not self.site_online.get(live.site_id, False):
                 continue  # its chargers run on their safe power until the site is back
             sessions.append(self._session_now(live, now, vehicles))
-        events = tuple(self._events_on(grid))
+        events = tuple(e for e in self._events_on(grid) if e.event_id not in without)
         return FleetProblem(
             grid=grid,
             sites=sites,

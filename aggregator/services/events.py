@@ -3,9 +3,10 @@
 Each event version is decided once. A new event, or a higher modification number, is decided
 (opt in or out) and replaces the previous version's limits. The same number changes nothing.
 A lower number is stale: ignored and logged. A cancellation, or an event gone from the VTN's
-list (implicit cancel), removes its limits. Limits of an opted-in event are stored as grid
-events (``{event_id}/{interval}``), which the controller plans with at the next re-plan. The
-caller re-plans when ``replan`` is set.
+list before its end (implicit cancel), removes its limits; one gone after its end (or sent as
+completed) is completed and kept for settlement. Limits of an opted-in event are stored as
+grid events (``{event_id}/{interval}``), which the controller plans with at the next
+re-plan. The caller re-plans when ``replan`` is set.
 """
 
 from __future__ import annotations
@@ -83,6 +84,11 @@ class EventLifecycle:
                 )
         if event.status == "cancelled":
             return self._cancel(event, stored, "cancelled by the VTN")
+        if event.status == "completed" and stored is not None:
+            # Over: nothing to decide; keep the version we acted on, to be settled.
+            if stored.state in ("active", "opted_out"):
+                self.store.save(replace(stored, state="completed"))
+            return EventDecision(event.event_id, "unchanged", stored.opt, stored.reason, False)
         action: Action = "new" if stored is None else "modified"
         opt, reason = self._decide(event)
         now = self.clock.now()
@@ -96,11 +102,18 @@ class EventLifecycle:
     def reconcile(self, listed_event_ids: set[str]) -> list[EventDecision]:
         """Implicit cancel: events we hold that the VTN no longer lists are cancelled."""
         out = []
+        now = self.clock.now()
         for record in self.store.all():
-            if record.state in ("active", "opted_out") and (
-                record.event.event_id not in listed_event_ids
-            ):
-                out.append(self._cancel(record.event, record, "no longer listed by the VTN"))
+            if record.state not in ("active", "opted_out"):
+                continue
+            if record.event.event_id in listed_event_ids:
+                continue
+            if record.event.end <= now:
+                # Over: a VTN drops ended events from its list. That is no cancellation;
+                # the event stays to be settled.
+                self.store.save(replace(record, state="completed"))
+                continue
+            out.append(self._cancel(record.event, record, "no longer listed by the VTN"))
         return out
 
     def _decide(self, event: DrEvent) -> tuple[OptChoice, str]:

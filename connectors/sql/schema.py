@@ -186,3 +186,34 @@ class DrEventRow(Base):
     reason: Mapped[str]
     received_at: Mapped[datetime]
     event_json: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class EventBaselineRow(Base):
+    """The plan made without an event: site net power per slot of its grid (JSON lists)."""
+
+    __tablename__ = "event_baselines"
+
+    event_id: Mapped[str] = mapped_column(primary_key=True)
+    modification_number: Mapped[int]
+    captured_at: Mapped[datetime]
+    grid_start: Mapped[datetime]
+    step_s: Mapped[int]
+    n_slots: Mapped[int]
+    site_power_json: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class EventSettlementRow(Base):
+    """A settled (or not yet settleable) event; the totals as columns, the rest as JSON."""
+
+    __tablename__ = "event_settlements"
+
+    event_id: Mapped[str] = mapped_column(primary_key=True)
+    modification_number: Mapped[int]
+    settled_at: Mapped[datetime]
+    status: Mapped[str]
+    reason: Mapped[str]
+    baseline: Mapped[str | None]
+    delivered_kwh: Mapped[float | None]
+    committed_kwh: Mapped[float | None]
+    compliance: Mapped[float | None]
+    body_json: Mapped[dict[str, Any]] = mapped_column(JSON)

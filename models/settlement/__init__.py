@@ -3,9 +3,15 @@
 Pure maths, no I/O; docs/settlement.md states the formulas and rules.
 """
 
+from aggregator.domain import (
+    BaselineFigures,
+    BaselineKind,
+    MeterBaseline,
+    Settlement,
+    SettlementInterval,
+)
 from models.settlement.baseline import (
     InsufficientHistoryError,
-    MeterBaseline,
     MeterBaselineConfig,
     SameDayAdjustment,
     SitePowerOnGrid,
@@ -15,10 +21,6 @@ from models.settlement.baseline import (
 )
 from models.settlement.series import MeterData
 from models.settlement.settle import (
-    BaselineFigures,
-    BaselineKind,
-    Settlement,
-    SettlementInterval,
     settle_dr_event,
     settle_event,
 )

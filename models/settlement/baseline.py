@@ -23,13 +23,13 @@ Meter baseline rule (CAISO/PJM style, exact):
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Protocol
 
 import numpy as np
 
-from aggregator.domain import TimeGrid, ValidationError
+from aggregator.domain import MeterBaseline, TimeGrid, ValidationError
 from models.settlement.series import (
     FloatArray,
     MeterData,
@@ -128,18 +128,6 @@ class MeterBaselineConfig:
             raise ValidationError(entity, "lookback_days", "must be >= y_days")
         if self.min_days is not None and not 1 <= self.min_days <= self.y_days:
             raise ValidationError(entity, "min_days", "must be within 1..y_days")
-
-
-@dataclass(frozen=True, slots=True)
-class MeterBaseline:
-    """An X-of-Y baseline: per interval [kW], and the days it came from (most recent first)."""
-
-    baseline_kw: tuple[float, ...]
-    unadjusted_kw: tuple[float, ...]
-    days: tuple[date, ...]
-    eligible_days: tuple[date, ...]
-    adjustment_kw: float = 0.0
-    skipped: Mapping[date, str] = field(default_factory=dict)
 
 
 def _shift(ts: datetime, days: int, tz: tzinfo) -> datetime:

@@ -17,16 +17,22 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import Literal
+from datetime import timedelta
 
 import numpy as np
 import numpy.typing as npt
 
-from aggregator.domain import DrEvent, GridEvent, ValidationError
-from models.settlement.baseline import (
+from aggregator.domain import (
+    BaselineFigures,
+    BaselineKind,
+    DrEvent,
+    GridEvent,
     MeterBaseline,
+    Settlement,
+    SettlementInterval,
+    ValidationError,
+)
+from models.settlement.baseline import (
     MeterBaselineConfig,
     SitePowerOnGrid,
     meter_baseline,
@@ -34,63 +40,7 @@ from models.settlement.baseline import (
 )
 from models.settlement.series import FloatArray, MeterData, interval_means, to_samples
 
-BaselineKind = Literal["plan", "meter"]
-
 _TOL_KW = 1e-6
-
-
-@dataclass(frozen=True, slots=True)
-class SettlementInterval:
-    """One event interval, settled against the chosen baseline. [kW]; compliance in [0, 1]."""
-
-    start: datetime
-    end: datetime
-    cap_kw: float | None
-    shed_kw: float | None
-    baseline_kw: float
-    metered_kw: float
-    committed_kw: float
-    delivered_kw: float
-    compliance: float
-    cap_met: bool | None
-
-
-@dataclass(frozen=True, slots=True)
-class BaselineFigures:
-    """The same settlement against one baseline, per interval [kW] and in total [kWh]."""
-
-    kind: BaselineKind
-    baseline_kw: tuple[float, ...]
-    committed_kw: tuple[float, ...]
-    delivered_kw: tuple[float, ...]
-    compliance: tuple[float, ...]
-    delivered_kwh: float
-    committed_kwh: float
-    total_compliance: float
-
-
-@dataclass(frozen=True)
-class Settlement:
-    """An event settled for a set of sites against ``baseline``; ``alternative`` compares.
-
-    ``compliance`` is a fraction in [0, 1]; ``caps_met`` is None when no interval is a cap.
-    ``meter_baselines`` holds each site's X-of-Y result when the meter baseline was computed.
-    """
-
-    event_id: str
-    site_ids: tuple[str, ...]
-    baseline: BaselineKind
-    intervals: tuple[SettlementInterval, ...]
-    delivered_kwh: float
-    committed_kwh: float
-    compliance: float
-    caps_met: bool | None
-    alternative: BaselineFigures | None = None
-    meter_baselines: Mapping[str, MeterBaseline] = field(default_factory=dict)
-
-    @property
-    def compliance_pct(self) -> float:
-        return 100.0 * self.compliance
 
 
 def _intervals(

@@ -34,6 +34,12 @@ def run(config: Path, tmp_path: Path) -> subprocess.CompletedProcess[str]:
             "setpoint_lifetime_seconds must exceed dispatch_seconds",
         ),
         ("fleet: missing.yaml\n", "fleet: "),
+        (
+            "settlement: {meter: {timezone: Mars/Olympus}}\n",
+            "settlement.meter: Value error, timezone: unknown zone 'Mars/Olympus'",
+        ),
+        ("settlement: {meter: {x_days: 11}}\n", "x_days must not exceed y_days"),
+        ("settlement: {baseline: average}\n", "settlement.baseline: Input should be 'plan'"),
         ("[1, 2]\n", "the top level must be a mapping"),
     ],
 )

@@ -148,3 +148,17 @@ def test_fixed_policies(policy: str, opt: str, tmp_path: Path) -> None:
         assert life.receive(dr(cap=0.0, slots=(0, 8))).opt == opt
     finally:
         repo.dispose()
+
+
+def test_an_event_gone_or_completed_after_its_end_is_completed_not_cancelled(world) -> None:  # type: ignore[no-untyped-def]
+    life, repo = world
+    life.receive(dr("e1", slots=(-2, 0)))  # ended at START, the lifecycle's now
+    life.receive(dr("e2", slots=(-3, -1)))
+    life.receive(dr("e3", slots=(1, 2)))
+    assert life.reconcile({"e2", "e3"}) == []  # e1 dropped after its end: no cancel
+    assert life.store.get("e1").state == "completed"
+    done = life.receive(dr("e2", status="completed", slots=(-3, -1)))
+    assert (done.action, done.opt, done.replan) == ("unchanged", "optIn", False)
+    assert life.store.get("e2").state == "completed"
+    assert life.store.get("e3").state == "active"
+    assert active(repo) == {"e1/0", "e2/0", "e3/0"}  # limits of what ran stay on record
