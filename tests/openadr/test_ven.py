@@ -6,6 +6,7 @@ plain HTTP and unsigned messages (TLS and fingerprint pinning are tested separat
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -202,6 +203,49 @@ def test_opt_out_of_an_accepted_event_reaches_the_vtn_as_ei_opt() -> None:
             assert opt["event_id"] == event_id
             assert opt["modification_number"] == 0
             assert opt["ven_id"] == ven.ven_id
+        finally:
+            await ven.stop()
+            await vtn.stop()
+
+    run(body)
+
+
+def _truncated(body: bytes) -> bytes:
+    return body[: len(body) // 2]
+
+
+def _without_intervals(body: bytes) -> bytes:
+    """Well-formed XML that breaks the 2.0b schema: the event signal loses its intervals."""
+    out = re.sub(rb"<(\w+:)?intervals[ >].*?</(\w+:)?intervals>", b"", body, flags=re.S)
+    assert out != body
+    return out
+
+
+@pytest.mark.parametrize("corrupt", [_truncated, _without_intervals], ids=["malformed", "schema"])
+def test_a_malformed_or_schema_invalid_event_is_rejected_and_polling_goes_on(
+    corrupt: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def body() -> None:
+        port = free_port()
+        vtn = Vtn(port)
+        await vtn.start()
+        handler = Recorder("optIn")
+        ven = Ven(settings(port), handler)
+        await ven.start()
+        try:
+            await until(lambda: ven.registered)
+            vtn.corrupt_events = corrupt
+            bad = vtn.add_event(ven.ven_id)
+            await until(lambda: vtn.corrupted >= 1)
+            failed, polls = ven.polls_failed, ven.polls
+            await until(lambda: ven.polls >= polls + 3)  # polling goes on
+            assert ven.polls_failed == failed == 1  # the one bad message, nothing more
+            assert handler.events == []  # nothing reached the lifecycle: no stored change
+            assert "did not pass XML schema validation" in caplog.text
+            vtn.corrupt_events = None
+            good = vtn.add_event(ven.ven_id)  # the VTN sends its whole list again
+            await until(lambda: (good, "optIn") in vtn.opts)
+            assert set(handler.ids()) == {bad, good}
         finally:
             await ven.stop()
             await vtn.stop()

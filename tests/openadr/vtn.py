@@ -66,6 +66,26 @@ class Vtn:
         self.server.add_handler("on_register_report", self.on_register_report)
         opt_service = _AckingOptService(VTN_ID, self.create_opts)
         self.server.app.add_routes([web.post(f"{PREFIX}/EiOpt", opt_service.handler)])
+        # Set to rewrite the body of every oadrDistributeEvent the VTN sends (bad input tests).
+        self.corrupt_events: Callable[[bytes], bytes] | None = None
+        self.corrupted = 0
+        self.server.app.middlewares.append(self._corrupting)
+
+    @web.middleware
+    async def _corrupting(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        response = await handler(request)
+        body = getattr(response, "body", None)
+        if (
+            self.corrupt_events is not None
+            and isinstance(response, web.Response)
+            and isinstance(body, bytes)
+            and b"oadrDistributeEvent" in body
+        ):
+            response.body = self.corrupt_events(body)
+            self.corrupted += 1
+        return response
 
     def ven_lookup(self, ven_id: str) -> dict[str, Any] | None:
         if ven_id not in self.registrations:
