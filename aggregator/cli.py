@@ -195,6 +195,26 @@ def demo(
     for site, over in result.peak_over_limit_kw.items():
         verdict = "within" if over <= 1e-6 else f"OVER by {over:.1f} kW"
         console.print(f"site {site}: peak {verdict} its import limit", highlight=False)
+    for event_id, opt, reason in result.events:
+        heard = result.vtn_answers.get(event_id, "no answer")
+        console.print(
+            f"event {event_id} (over OpenADR): {opt}, {reason}; the VTN got {heard}",
+            highlight=False,
+        )
+        effect = result.event_effects.get(event_id)
+        if effect is not None and effect.after_kw is not None:
+            before = "?" if effect.before_kw is None else f"{effect.before_kw:.1f}"
+            measure = "peak" if effect.limit.startswith("cap") else "mean"
+            console.print(
+                f"  plan: {', '.join(effect.sites)} {measure} import over the event "
+                f"{before} kW before it, {effect.after_kw:.1f} kW with it ({effect.limit})",
+                highlight=False,
+            )
+    for event_id in result.events_not_sent:
+        console.print(
+            f"event {event_id}: not sent, its notice time is after the run (--hours)",
+            highlight=False,
+        )
 
 
 def main() -> None:

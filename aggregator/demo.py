@@ -2,16 +2,24 @@
 
 An embedded MQTT broker, a SQLite store, the control loop, and the site simulator playing a
 scenario's sessions on an accelerated clock. A stand-in fleet manager registers each vehicle's
-next departure constraint before it arrives (what the API will do). A live table shows each
-site's power against its limit and whether plugged-in vehicles are on track.
+next departure constraint before it arrives (what the API will do). The scenario's grid events
+come from a local openleadr VTN (``aggregator/demo_vtn.py``, plain HTTP, unsigned: demo only)
+to the service's real VEN, which decides and stores them like a utility's. A live table shows
+each site's power against its limit, whether plugged-in vehicles are on track, and each
+utility event with the VEN's answer.
+
+openleadr dates events by the wall clock (``demo_vtn``), so a scenario with events whose start
+is in the real past is replayed whole days later, on the first day where its simulated clock
+is not behind the wall clock; times of day, and so prices and profiles, stay as they are.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+import math
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from rich.console import Console, Group
@@ -19,14 +27,30 @@ from rich.live import Live
 from rich.table import Table
 
 from aggregator.app import Service, start_service
-from aggregator.domain import DepartureConstraint, FleetProblem, Session
+from aggregator.demo_vtn import DemoVtn, demo_mapping
+from aggregator.domain import DepartureConstraint, FleetProblem, GridEvent, Plan, Session
 from aggregator.ports import Repository
 from aggregator.scenario import load_scenario
-from aggregator.settings import MqttConfig, PlanningConfig, RuntimeSettings
+from aggregator.settings import MqttConfig, OpenAdrConfig, PlanningConfig, RuntimeSettings
 from aggregator.simulation.clock import ScaledClock
 from aggregator.simulation.runner import SiteSimulator
 from connectors.mqtt.broker import free_port
 from connectors.mqtt.client import MqttSettings
+
+DEMO_VEN = "demo-fleet-ven"
+_DAY = timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class EventEffect:
+    """What an event did to the plan: the affected sites' planned import over the event in
+    the last plan without it and the first plan with it (max for a cap, mean for a shed). [kW]
+    """
+
+    limit: str  # "cap 5 kW" or "shed 20 kW"
+    sites: tuple[str, ...]
+    before_kw: float | None
+    after_kw: float | None
 
 
 @dataclass
@@ -38,6 +62,95 @@ class DemoResult:
     plans: int = 0
     rejected: int = 0
     missed: list[str] = field(default_factory=list)
+    start: datetime | None = None  # the simulated window (after any replay shift)
+    end: datetime | None = None
+    replayed_days: int = 0  # whole days the scenario was moved forward (see the module doc)
+    # Utility events as the VEN stored them: (event id, optIn/optOut, reason).
+    events: list[tuple[str, str, str]] = field(default_factory=list)
+    vtn_answers: dict[str, str] = field(default_factory=dict)  # what the VTN heard, per event
+    events_sent_at: dict[str, datetime] = field(default_factory=dict)  # simulated time
+    events_not_sent: list[str] = field(default_factory=list)  # due after the run ended
+    event_effects: dict[str, EventEffect] = field(default_factory=dict)
+
+
+def replay_days(start: datetime, now: datetime) -> int:
+    """Whole days to move a scenario starting at ``start`` so it starts at or after ``now``."""
+    return max(0, math.ceil((now - start) / _DAY))
+
+
+def shifted(problem: FleetProblem, delta: timedelta) -> FleetProblem:
+    """``problem`` with every time moved by ``delta`` (series stay slot-indexed)."""
+    if not delta:
+        return problem
+    return replace(
+        problem,
+        grid=replace(problem.grid, start=problem.grid.start + delta),
+        sessions=tuple(
+            replace(s, arrival=s.arrival + delta, departure=s.departure + delta)
+            for s in problem.sessions
+        ),
+        events=tuple(replace(e, start=e.start + delta, end=e.end + delta) for e in problem.events),
+    )
+
+
+def _describe(event: GridEvent) -> str:
+    if event.cap_kw is not None:
+        return f"cap {event.cap_kw:g} kW"
+    return f"shed {event.shed_kw:g} kW"
+
+
+def planned_import_kw(
+    plan: Plan, sites: tuple[str, ...], start: datetime, end: datetime, how: str
+) -> float | None:
+    """The sites' planned net import over the plan slots overlapping ``[start, end)``: the
+    ``max`` or the ``mean`` over those slots; None if the plan covers none of them. [kW]"""
+    grid = plan.grid
+    totals = [
+        sum(plan.site_power_kw.get(site, ())[i] for site in sites if site in plan.site_power_kw)
+        for i, t in enumerate(grid.slot_starts())
+        if t < end and t + grid.step > start
+    ]
+    if not totals:
+        return None
+    return max(totals) if how == "max" else sum(totals) / len(totals)
+
+
+class EffectWatch:
+    """Follows the controller's plans; per sent event, the last plan without it and the first
+    with it (its limits are grid events ``{event_id}/...`` in ``plan.events``)."""
+
+    def __init__(self, problem: FleetProblem) -> None:
+        self.problem = problem
+        self.before: dict[str, Plan] = {}
+        self.after: dict[str, Plan] = {}
+
+    def observe(self, plan: Plan | None, sent: list[str]) -> None:
+        if plan is None:
+            return
+        in_plan = {r.event_id.split("/", 1)[0] for r in plan.events}
+        for event_id in sent:
+            if event_id in self.after:
+                continue
+            if event_id in in_plan:
+                self.after[event_id] = plan
+            else:
+                self.before[event_id] = plan
+
+    def effect(self, event: GridEvent) -> EventEffect:
+        sites = self.problem.event_sites(event)
+        how = "max" if event.cap_kw is not None else "mean"
+
+        def measure(plan: Plan | None) -> float | None:
+            if plan is None:
+                return None
+            return planned_import_kw(plan, sites, event.start, event.end, how)
+
+        return EventEffect(
+            _describe(event),
+            sites,
+            measure(self.before.get(event.event_id)),
+            measure(self.after.get(event.event_id)),
+        )
 
 
 def next_constraints(problem: FleetProblem, now: datetime) -> dict[str, DepartureConstraint]:
@@ -67,7 +180,13 @@ def sync_constraints(repo: Repository, problem: FleetProblem, now: datetime) -> 
             repo.save_constraint(c)
 
 
-def render(service: Service, sim: SiteSimulator, problem: FleetProblem, now: datetime) -> Group:
+def render(
+    service: Service,
+    sim: SiteSimulator,
+    problem: FleetProblem,
+    now: datetime,
+    vtn: DemoVtn | None = None,
+) -> Group:
     ctl = service.controller
     sites = Table(title=f"sites at {now:%Y-%m-%d %H:%M} UTC", title_justify="left")
     for col in ("site", "power kW", "limit kW", "online"):
@@ -105,7 +224,37 @@ def render(service: Service, sim: SiteSimulator, problem: FleetProblem, now: dat
         f"setpoints {c['setpoints_sent']}, telemetry {c['telemetry_ingested']}, "
         f"rejected {c['telemetry_rejected']}"
     )
-    return Group(sites, vehicles, stats)
+    if vtn is None:
+        return Group(sites, vehicles, stats)
+    return Group(sites, vehicles, events_table(service, vtn), stats)
+
+
+def events_table(service: Service, vtn: DemoVtn) -> Table:
+    """Each utility event: when, what, when the VTN sent it, and what the VEN decided, why."""
+    table = Table(title="utility events (OpenADR, from the demo VTN)", title_justify="left")
+    for col in ("event", "UTC", "limit", "sent", "VEN", "reason"):
+        table.add_column(col, justify="left" if col == "reason" else "right")
+    stored = (
+        {r.event.event_id: r for r in service.events.store.all()}
+        if service.events is not None
+        else {}
+    )
+    for sent in sorted(vtn.sent.values(), key=lambda x: x.event.start):
+        e, record = sent.event, stored.get(sent.event.event_id)
+        table.add_row(
+            e.event_id,
+            f"{e.start:%H:%M}-{e.end:%H:%M}",
+            _describe(e),
+            f"{sent.sent_at:%H:%M}",
+            record.opt if record is not None else "...",
+            (f"{record.reason} [{record.state}]" if record is not None else "waiting for a poll"),
+        )
+    for e in vtn.pending:
+        due = e.start - vtn.notice
+        table.add_row(
+            e.event_id, f"{e.start:%H:%M}-{e.end:%H:%M}", _describe(e), f"at {due:%H:%M}", "", ""
+        )
+    return table
 
 
 async def run_demo(
@@ -118,8 +267,16 @@ async def run_demo(
     live: bool = True,
     mqtt: MqttConfig | None = None,
     planning: PlanningConfig | None = None,
+    notice: timedelta = timedelta(hours=2),
 ) -> DemoResult:
+    """Run the demo over ``hours`` simulated hours (None: the scenario's whole horizon).
+
+    ``notice``: how long (simulated) before an event starts the demo VTN sends it.
+    """
     problem = load_scenario(scenario_path)
+    dated = problem.grid.start
+    days = replay_days(dated, datetime.now(UTC)) if problem.events else 0
+    problem = shifted(problem, timedelta(days=days))
     clock = ScaledClock(problem.grid.start, speed)
     end = problem.grid.end if hours is None else problem.grid.start + timedelta(hours=hours)
     db.parent.mkdir(parents=True, exist_ok=True)
@@ -136,12 +293,29 @@ async def run_demo(
         setpoint_lifetime_seconds=max(3 * dispatch_s, 2.0 * speed),
         time_limit_s=20,
     )
+    # The utility: the scenario's events go out over OpenADR, not into the store.
+    vtn = DemoVtn(problem.events, ven_name=DEMO_VEN, port=free_port(), now=clock.now, notice=notice)
     settings = RuntimeSettings(
         database_url=f"sqlite:///{db}",
         mqtt=mqtt or MqttConfig(embedded_port=free_port()),
         planning=planning,
+        openadr=OpenAdrConfig(
+            vtn_url=vtn.url,
+            ven_name=DEMO_VEN,
+            disable_signature=True,
+            policy="feasible",
+            poll_interval_s=vtn.poll_s,
+            mapping=demo_mapping([s.site_id for s in problem.sites]),
+        ),
     )
-    service = await start_service(settings, clock=clock, scenario=problem, speed=speed)
+    await vtn.start()
+    try:
+        service = await start_service(
+            settings, clock=clock, scenario=replace(problem, events=()), speed=speed
+        )
+    except BaseException:
+        await vtn.stop()
+        raise
     repo = service.repo
     sync_constraints(repo, problem, clock.now())
     sim = SiteSimulator(
@@ -156,30 +330,63 @@ async def run_demo(
         telemetry_period_s=60.0,
     )
     await sim.start()
+    replay = (
+        f"  (scenario dated {dated:%Y-%m-%d}, replayed {days} days later: openleadr dates "
+        "events by the wall clock)\n"
+        if days
+        else ""
+    )
     console.print(
         f"demo: {scenario_path.name} from {problem.grid.start:%Y-%m-%d %H:%M} to "
         f"{end:%Y-%m-%d %H:%M} UTC at {speed:g}x\n"
+        f"{replay}"
         f"  MQTT broker  {service.mqtt_url}  (topics {settings.mqtt.prefix}/sites/#)\n"
-        f"  store        {db}  (SQLite: sessions, plans, setpoints, telemetry)",
+        f"  store        {db}  (SQLite: sessions, plans, setpoints, telemetry, events)\n"
+        f"  OpenADR VTN  {vtn.url}  (openleadr, {len(problem.events)} events, each sent "
+        f"{_hours(notice)} before it starts)\n"
+        "               demo only: plain HTTP without TLS, messages unsigned and not verified",
         highlight=False,
     )
+    watch = EffectWatch(problem)
     display = Live(console=console, auto_refresh=False) if live else contextlib.nullcontext()
+    tick = 0
     try:
         with display as view:
             while clock.now() < end:
                 now = clock.now()
-                sync_constraints(repo, problem, now)
-                if isinstance(view, Live):
-                    view.update(render(service, sim, problem, now), refresh=True)
-                await asyncio.sleep(1.0)
+                watch.observe(
+                    service.controller.current.plan if service.controller.current else None,
+                    list(vtn.sent),
+                )
+                if tick % 5 == 0:
+                    sync_constraints(repo, problem, now)
+                    if isinstance(view, Live):
+                        view.update(render(service, sim, problem, now, vtn), refresh=True)
+                tick += 1
+                await asyncio.sleep(0.2)
     finally:
         await sim.stop()
-        await service.stop()
+        try:
+            result = summarise(sim, problem, service, vtn, watch)  # reads the store: before stop
+        finally:
+            await service.stop()
+            await vtn.stop()
     console.print()
-    return summarise(sim, problem, service)
+    result.start, result.end, result.replayed_days = problem.grid.start, end, days
+    return result
 
 
-def summarise(sim: SiteSimulator, problem: FleetProblem, service: Service) -> DemoResult:
+def _hours(d: timedelta) -> str:
+    return f"{d.total_seconds() / 3600:g} h"
+
+
+def summarise(
+    sim: SiteSimulator,
+    problem: FleetProblem,
+    service: Service,
+    vtn: DemoVtn | None = None,
+    watch: EffectWatch | None = None,
+) -> DemoResult:
     report = sim.report()
     result = DemoResult(
         sessions=len(report),
@@ -198,4 +405,12 @@ def summarise(sim: SiteSimulator, problem: FleetProblem, service: Service) -> De
     for site in problem.sites:
         peak = max((p for _, p in sim.power_history(site.site_id)), default=0.0)
         result.peak_over_limit_kw[site.site_id] = peak - site.import_limit_kw
+    if service.events is not None:
+        result.events = [(r.event.event_id, r.opt, r.reason) for r in service.events.store.all()]
+    if vtn is not None:
+        result.vtn_answers = {i: s.answer for i, s in vtn.sent.items() if s.answer is not None}
+        result.events_sent_at = {i: s.sent_at for i, s in vtn.sent.items()}
+        result.events_not_sent = [e.event_id for e in vtn.pending]
+        if watch is not None:
+            result.event_effects = {i: watch.effect(s.event) for i, s in vtn.sent.items()}
     return result
