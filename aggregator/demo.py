@@ -24,6 +24,7 @@ from pathlib import Path
 
 from rich.console import Console, Group
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
 
 from aggregator.app import Service, start_service
@@ -232,8 +233,11 @@ def render(
 def events_table(service: Service, vtn: DemoVtn) -> Table:
     """Each utility event: when, what, when the VTN sent it, and what the VEN decided, why."""
     table = Table(title="utility events (OpenADR, from the demo VTN)", title_justify="left")
-    for col in ("event", "UTC", "limit", "sent", "VEN", "reason"):
-        table.add_column(col, justify="left" if col == "reason" else "right")
+    longest = max((len(e.event_id) for e in vtn.events), default=5)
+    table.add_column("event", no_wrap=True, min_width=longest)
+    for col in ("UTC", "limit", "sent", "VEN"):
+        table.add_column(col, justify="right", no_wrap=True)
+    table.add_column("reason")
     stored = (
         {r.event.event_id: r for r in service.events.store.all()}
         if service.events is not None
@@ -247,7 +251,7 @@ def events_table(service: Service, vtn: DemoVtn) -> Table:
             _describe(e),
             f"{sent.sent_at:%H:%M}",
             record.opt if record is not None else "...",
-            (f"{record.reason} [{record.state}]" if record is not None else "waiting for a poll"),
+            escape(f"{record.reason} ({record.state})") if record is not None else "",
         )
     for e in vtn.pending:
         due = e.start - vtn.notice
@@ -331,8 +335,8 @@ async def run_demo(
     )
     await sim.start()
     replay = (
-        f"  (scenario dated {dated:%Y-%m-%d}, replayed {days} days later: openleadr dates "
-        "events by the wall clock)\n"
+        f"  replay       scenario dated {dated:%Y-%m-%d}, run {days} days later\n"
+        "               (openleadr dates events by the wall clock)\n"
         if days
         else ""
     )
@@ -342,9 +346,10 @@ async def run_demo(
         f"{replay}"
         f"  MQTT broker  {service.mqtt_url}  (topics {settings.mqtt.prefix}/sites/#)\n"
         f"  store        {db}  (SQLite: sessions, plans, setpoints, telemetry, events)\n"
-        f"  OpenADR VTN  {vtn.url}  (openleadr, {len(problem.events)} events, each sent "
-        f"{_hours(notice)} before it starts)\n"
-        "               demo only: plain HTTP without TLS, messages unsigned and not verified",
+        f"  OpenADR VTN  {vtn.url}  (openleadr)\n"
+        "               DEMO ONLY: plain HTTP without TLS, messages unsigned\n"
+        f"               {len(problem.events)} events, each sent {_hours(notice)} before it "
+        "starts",
         highlight=False,
     )
     watch = EffectWatch(problem)

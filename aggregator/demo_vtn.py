@@ -142,6 +142,7 @@ class DemoVtn:
         self.port = port
         self.notice = notice
         self._now = now
+        self.events = tuple(events)
         self.pending = sorted(events, key=lambda e: (e.start, e.event_id))
         self.sent: dict[str, SentEvent] = {}
         self.ven_id: str | None = None
