@@ -3,25 +3,33 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from aggregator.domain import EventRecord, Fleet, FleetProblem, OptChoice, Prices, TimeGrid
+import uvicorn
+
+from aggregator.api import ApiContext, create_app
+from aggregator.api.auth import new_token, token_sha256
+from aggregator.api.context import ReadyCheck
+from aggregator.domain import Account, EventRecord, Fleet, FleetProblem, OptChoice, Prices, TimeGrid
 from aggregator.ports import Clock, EnvelopeCalculator, ForecastSource, Planner, Repository
 from aggregator.runtime import AggregatorRuntime
 from aggregator.scenario import load_scenario
 from aggregator.scenario.forecasts import ScenarioForecasts
 from aggregator.services.control import ControlSettings, FleetController
+from aggregator.services.departures import apply_recurring
 from aggregator.services.events import EventLifecycle
 from aggregator.services.planning import PlanningResult, plan_fleet
 from aggregator.services.pricing import EventPriceOverlay
 from aggregator.services.reporting import TelemetryReports
 from aggregator.services.settlement import EventSettlements, SettlementSettings
 from aggregator.settings import (
+    ApiConfig,
     MqttConfig,
     OpenAdrConfig,
     PlanningConfig,
@@ -36,6 +44,7 @@ from connectors.openadr.tls import check_security
 from connectors.openadr.translate import OpenAdrTranslateError, event_from_oadr
 from connectors.openadr.ven import Ven, VenSettings
 from connectors.sql import SqlRepository, open_repository
+from connectors.sql.accounts import SqlAccounts
 from connectors.sql.dr_events import SqlDrEventStore
 from connectors.sql.settlements import SqlSettlementStore
 from models.envelope import EnvelopeModel
@@ -112,8 +121,12 @@ class Service:
     events: EventLifecycle | None = None
     settlements: EventSettlements | None = None
     background: set[asyncio.Task[Any]] = field(default_factory=set)
+    api: ApiServer | None = None
+    accounts: SqlAccounts | None = None
 
     async def stop(self) -> None:
+        if self.api is not None:
+            await self.api.stop()
         if self.ven is not None:
             await self.ven.stop()
         await self.runtime.stop()
@@ -222,7 +235,109 @@ async def start_service(
         )
         runtime.settlements = service.settlements
         await service.ven.start()
+    service.accounts = SqlAccounts(repo)
+    runtime.recurring = recurring_departures(repo, service.accounts)
+    if settings.api.enabled:
+        try:
+            service.api = await start_api(settings.api, service, clock, base, dr_events)
+        except OSError as exc:
+            await service.stop()
+            raise StartupError(
+                f"api.port: cannot listen on {settings.api.host}:{settings.api.port}: "
+                f"{exc.strerror or exc}"
+            ) from exc
     return service
+
+
+def recurring_departures(repo: SqlRepository, accounts: SqlAccounts) -> Callable[[datetime], int]:
+    """Weekly departures due a new constraint, applied (run in a worker thread)."""
+
+    def apply(now: datetime) -> int:
+        return len(apply_recurring(repo, accounts.recurring(), now))
+
+    return apply
+
+
+class _QuietServer(uvicorn.Server):
+    """uvicorn without its own signal handling: the service owns SIGINT/SIGTERM."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+class ApiServer:
+    """uvicorn serving the API on the service's event loop."""
+
+    def __init__(self, server: uvicorn.Server, task: asyncio.Task[None]) -> None:
+        self.server = server
+        self.task = task
+
+    @property
+    def url(self) -> str:
+        sock = self.server.servers[0].sockets[0]
+        host, port = sock.getsockname()[:2]
+        return f"http://{host}:{port}"
+
+    async def stop(self) -> None:
+        self.server.should_exit = True
+        await self.task
+
+
+async def start_api(
+    config: ApiConfig,
+    service: Service,
+    clock: Clock,
+    forecasts: ForecastSource,
+    events: SqlDrEventStore,
+) -> ApiServer:
+    repo, runtime = service.repo, service.runtime
+    assert service.accounts is not None
+
+    async def store_ready() -> str | None:
+        await asyncio.to_thread(repo.ping)
+        return None
+
+    async def broker_ready() -> str | None:
+        return None if service.connector.connected else "not connected to the MQTT broker"
+
+    checks: dict[str, ReadyCheck] = {"store": store_ready, "broker": broker_ready}
+    if service.ven is not None:
+        ven = service.ven
+
+        async def ven_ready() -> str | None:
+            return None if ven.registered else "not registered with the VTN"
+
+        checks["ven"] = ven_ready
+    ctx = ApiContext(
+        repo=repo,
+        accounts=service.accounts,
+        clock=clock,
+        runtime=runtime,
+        forecasts=forecasts,
+        envelope=EnvelopeModel(PlannerSettings(time_limit_s=30.0)),
+        events=events if service.ven is not None else None,
+        settlements=SqlSettlementStore(repo) if service.ven is not None else None,
+        ready_checks=checks,
+        max_body_bytes=config.max_body_bytes,
+    )
+    server = _QuietServer(
+        uvicorn.Config(
+            create_app(ctx),
+            host=config.host,
+            port=config.port,
+            log_level="warning",
+            lifespan="off",
+            access_log=False,
+        )
+    )
+    task = asyncio.get_running_loop().create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()  # raises what stopped it (e.g. the port is taken)
+            raise OSError("the API server stopped at start-up")
+        await asyncio.sleep(0.02)
+    return ApiServer(server, task)
 
 
 def event_settlements(
@@ -350,3 +465,15 @@ def start_ven(
 
     ven.on_event_list = on_event_list
     return lifecycle, ven
+
+
+def create_operator(database_url: str, account_id: str, name: str = "") -> str:
+    """Store a new operator account and return its API key (shown once, only hashed kept)."""
+    repo = open_repository(database_url)
+    try:
+        token = new_token()
+        account = Account(account_id, name or account_id, "operator", datetime.now(UTC))
+        SqlAccounts(repo).create_account(account, token_sha256(token))
+        return token
+    finally:
+        repo.dispose()

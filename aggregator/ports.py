@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import date, datetime
-from typing import Protocol
+from typing import Any, Literal, Protocol
 
 from aggregator.domain import (
+    Account,
     DepartureConstraint,
     DrEvent,
     DrEventRecord,
@@ -19,6 +20,7 @@ from aggregator.domain import (
     Plan,
     PlanRecord,
     Prices,
+    RecurringDeparture,
     Session,
     Setpoint,
     Settlement,
@@ -27,6 +29,7 @@ from aggregator.domain import (
     SiteStatus,
     Telemetry,
     TimeGrid,
+    VehicleFleet,
 )
 
 
@@ -88,6 +91,10 @@ class Repository(Protocol):
 
     def load_fleet(self) -> Fleet: ...
 
+    def delete_asset(self, kind: Literal["site", "charger", "vehicle"], asset_id: str) -> bool:
+        """True if it existed; ``ValueError`` while something depends on it."""
+        ...
+
     # --- departure constraints (one per vehicle)
     def save_constraint(self, constraint: DepartureConstraint) -> None: ...
 
@@ -134,6 +141,10 @@ class Repository(Protocol):
     def telemetry(
         self, since: datetime, until: datetime, site_id: str | None = None
     ) -> list[Telemetry]: ...
+
+    def latest_telemetry(self) -> list[Telemetry]:
+        """The newest reading of every charger that ever reported."""
+        ...
 
 
 class DrEventStore(Protocol):
@@ -189,3 +200,41 @@ class EventSettler(Protocol):
         Raises ``ValidationError`` with the reason when the event cannot be settled.
         """
         ...
+
+
+class AccountStore(Protocol):
+    """API accounts (by token hash), fleets (tenants), recurring departures, idempotency."""
+
+    def create_account(self, account: Account, token_sha256: str) -> None: ...
+
+    def account_by_token(self, token_sha256: str) -> Account | None: ...
+
+    def account(self, account_id: str) -> Account | None: ...
+
+    def accounts(self) -> list[Account]: ...
+
+    def delete_account(self, account_id: str) -> bool: ...
+
+    def save_fleet(self, fleet: VehicleFleet) -> None: ...
+
+    def fleet(self, fleet_id: str) -> VehicleFleet | None: ...
+
+    def fleets(self) -> list[VehicleFleet]: ...
+
+    def delete_fleet(self, fleet_id: str) -> bool: ...
+
+    def set_vehicle_fleet(self, vehicle_id: str, fleet_id: str | None) -> None: ...
+
+    def vehicle_fleets(self) -> dict[str, str]: ...
+
+    def save_recurring(self, rule: RecurringDeparture) -> None: ...
+
+    def recurring(self) -> list[RecurringDeparture]: ...
+
+    def delete_recurring(self, vehicle_id: str) -> bool: ...
+
+    def idempotent_response(self, account_id: str, key: str) -> tuple[str, int, Any] | None: ...
+
+    def save_idempotent_response(
+        self, account_id: str, key: str, fingerprint: str, status_code: int, body: Any, at: datetime
+    ) -> None: ...

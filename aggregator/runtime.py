@@ -58,6 +58,8 @@ class AggregatorRuntime:
         # One solve at a time: plans and event baselines share the planner.
         self._solving = asyncio.Lock()
         self.settlements: EventSettlements | None = None
+        # Weekly departures: makes the constraints that are due, returns how many (a thread).
+        self.recurring: Callable[[datetime], int] | None = None
         self._settling = False
 
     # ---------------------------------------------------------- TelemetryHandler
@@ -142,6 +144,14 @@ class AggregatorRuntime:
 
     # ---------------------------------------------------------- jobs
     async def _periodic_replan(self) -> None:
+        if self.recurring is not None:
+            try:
+                made = await asyncio.to_thread(self.recurring, self.clock.now())
+            except Exception:
+                log.exception("weekly departures could not be applied; tried again next round")
+            else:
+                if made:
+                    log.info("%d weekly departure(s) became the next departure constraint", made)
         self.request_replan("periodic")
 
     def request_replan(self, reason: str) -> None:

@@ -91,6 +91,17 @@ class OpenAdrConfig(BaseModel):
     )
 
 
+class ApiConfig(BaseModel):
+    """The HTTP API and dashboard (docs/api.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True
+    host: str = Field("127.0.0.1", description="listen address; 0.0.0.0 for every interface")
+    port: int = Field(8080, ge=0, le=65535, description="0 = any free port")
+    max_body_bytes: int = Field(1 << 20, gt=0, description="larger request bodies get 413")
+
+
 class MeterBaselineSettings(BaseModel):
     """The X-of-Y days meter baseline (docs/settlement.md)."""
 
@@ -155,6 +166,7 @@ class RuntimeSettings(BaseSettings):
     planning: PlanningConfig = PlanningConfig()
     openadr: OpenAdrConfig | None = None
     settlement: SettlementConfig = SettlementConfig()
+    api: ApiConfig = ApiConfig()
     log_level: str = "INFO"
 
     @classmethod

@@ -1,5 +1,13 @@
 """Domain model: frozen dataclasses validated at construction. Standard library only."""
 
+from aggregator.domain.accounts import (
+    ROLES,
+    Account,
+    RecurringDeparture,
+    Role,
+    VehicleFleet,
+    require_id,
+)
 from aggregator.domain.assets import Charger, Site, SiteBattery, Vehicle
 from aggregator.domain.demand_response import (
     DrEvent,
@@ -46,6 +54,8 @@ from aggregator.domain.signals import GridEvent, Prices
 from aggregator.domain.timegrid import TimeGrid
 
 __all__ = [
+    "ROLES",
+    "Account",
     "BaselineFigures",
     "BaselineKind",
     "Charger",
@@ -70,6 +80,8 @@ __all__ = [
     "PlanRecord",
     "PriceSignal",
     "Prices",
+    "RecurringDeparture",
+    "Role",
     "Session",
     "SessionOutcome",
     "SessionSchedule",
@@ -87,4 +99,6 @@ __all__ = [
     "TimeGrid",
     "ValidationError",
     "Vehicle",
+    "VehicleFleet",
+    "require_id",
 ]

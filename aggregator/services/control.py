@@ -104,9 +104,7 @@ class FleetController:
         self.clock = clock
         self.settings = settings or ControlSettings()
         self.fleet: Fleet = repo.load_fleet()
-        self._chargers = {c.charger_id: c for c in self.fleet.chargers}
-        self._charger_site = {c.charger_id: c.site_id for c in self.fleet.chargers}
-        self._vehicles = {v.vehicle_id: v for v in self.fleet.vehicles}
+        self._index_fleet()
         self.live: dict[str, LiveSession] = {}
         for s in repo.open_sessions():
             battery = self._vehicle_for(s.vehicle_id, s.charger_id).battery_kwh
@@ -119,6 +117,20 @@ class FleetController:
         self._last_power: dict[str, float] = {}
         self._pending_telemetry: list[Telemetry] = []
         self.counters: Counter[str] = Counter()
+
+    def _index_fleet(self) -> None:
+        self._chargers = {c.charger_id: c for c in self.fleet.chargers}
+        self._charger_site = {c.charger_id: c.site_id for c in self.fleet.chargers}
+        self._vehicles = {v.vehicle_id: v for v in self.fleet.vehicles}
+
+    def reload_fleet(self) -> None:
+        """Pick up asset changes made through the store (API): sites, chargers, vehicles."""
+        self.fleet = self.repo.load_fleet()
+        self._index_fleet()
+        for site in self.fleet.sites:
+            self.site_online.setdefault(site.site_id, True)
+        for gone in set(self.site_online) - {s.site_id for s in self.fleet.sites}:
+            del self.site_online[gone]
 
     # ------------------------------------------------------------------ telemetry
     def ingest(self, topic: str, t: Telemetry) -> IngestResult:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import Engine, func, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -45,6 +45,8 @@ from connectors.sql.schema import (
     VehicleRow,
 )
 
+AssetKind = Literal["site", "charger", "vehicle"]
+
 
 class SqlRepository:
     """Durable state in a SQL database (``sqlite:///file.db`` or ``postgresql+psycopg://...``).
@@ -70,6 +72,11 @@ class SqlRepository:
     def migrate(self) -> None:
         """Bring the schema to the newest migration (safe to call on an up-to-date store)."""
         upgrade_to_head(self._engine)
+
+    def ping(self) -> None:
+        """A round trip to the database; raises when it does not answer."""
+        with self._read.begin() as s:
+            s.execute(text("SELECT 1"))
 
     def dispose(self) -> None:
         """Close every pooled connection; the repository reconnects if used again."""
@@ -104,6 +111,36 @@ class SqlRepository:
                     for r in s.scalars(select(SiteBatteryRow).order_by(SiteBatteryRow.site_id))
                 ),
             )
+
+    def delete_asset(self, kind: AssetKind, asset_id: str) -> bool:
+        """Delete a site (with its battery), a charger or a vehicle; True if it existed.
+
+        A site with chargers, or a charger with an open session, is refused (``ValueError``):
+        the caller deletes what depends on it first.
+        """
+        model = {"site": SiteRow, "charger": ChargerRow, "vehicle": VehicleRow}[kind]
+        with self._write.begin() as s:
+            if kind == "site":
+                held = s.scalar(select(ChargerRow.charger_id).where(ChargerRow.site_id == asset_id))
+                if held is not None:
+                    raise ValueError(f"site {asset_id} still has charger {held}")
+            if kind == "charger":
+                busy = s.scalar(
+                    select(SessionRow.session_id).where(
+                        SessionRow.charger_id == asset_id, SessionRow.closed_at.is_(None)
+                    )
+                )
+                if busy is not None:
+                    raise ValueError(f"charger {asset_id} has open session {busy}")
+            row = s.get(model, asset_id)
+            if row is None:
+                return False
+            s.delete(row)
+            if kind == "site":
+                battery = s.get(SiteBatteryRow, asset_id)
+                if battery is not None:
+                    s.delete(battery)
+            return True
 
     # --- departure constraints (one per vehicle)
     def save_constraint(self, constraint: DepartureConstraint) -> None:
@@ -248,6 +285,21 @@ class SqlRepository:
         with self._read.begin() as s:
             rows = s.execute(query.order_by(TelemetryRow.ts, TelemetryRow.id))
             return [Telemetry(**row) for row in rows.mappings()]
+
+    def latest_telemetry(self) -> list[Telemetry]:
+        """The newest reading of every charger that ever reported, by charger."""
+        newest = (
+            select(func.max(TelemetryRow.id).label("id"))
+            .group_by(TelemetryRow.site_id, TelemetryRow.charger_id)
+            .subquery()
+        )
+        query = (
+            select(*records.TELEMETRY_COLUMNS)
+            .join(newest, TelemetryRow.id == newest.c.id)
+            .order_by(TelemetryRow.site_id, TelemetryRow.charger_id)
+        )
+        with self._read.begin() as s:
+            return [Telemetry(**row) for row in s.execute(query).mappings()]
 
 
 def open_repository(url: str) -> SqlRepository:

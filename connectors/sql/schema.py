@@ -217,3 +217,61 @@ class EventSettlementRow(Base):
     committed_kwh: Mapped[float | None]
     compliance: Mapped[float | None]
     body_json: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class AccountRow(Base):
+    """An API account; only the SHA-256 of its token is kept."""
+
+    __tablename__ = "accounts"
+
+    account_id: Mapped[str] = mapped_column(primary_key=True)
+    name: Mapped[str]
+    role: Mapped[str]
+    token_sha256: Mapped[str] = mapped_column(unique=True)
+    fleet_ids: Mapped[list[str]] = mapped_column(JSON)
+    created_at: Mapped[datetime]
+
+
+class VehicleFleetRow(Base):
+    """A fleet (tenant): the vehicles one fleet manager is responsible for."""
+
+    __tablename__ = "vehicle_fleets"
+
+    fleet_id: Mapped[str] = mapped_column(primary_key=True)
+    name: Mapped[str]
+
+
+class FleetMemberRow(Base):
+    """Which fleet a vehicle belongs to (at most one)."""
+
+    __tablename__ = "fleet_members"
+
+    vehicle_id: Mapped[str] = mapped_column(primary_key=True)
+    fleet_id: Mapped[str] = mapped_column(index=True)
+
+
+class RecurringDepartureRow(Base):
+    """A weekly departure per vehicle; ``weekdays`` a JSON list (0 = Monday)."""
+
+    __tablename__ = "recurring_departures"
+
+    vehicle_id: Mapped[str] = mapped_column(primary_key=True)
+    weekdays: Mapped[list[int]] = mapped_column(JSON)
+    local_time: Mapped[str]
+    timezone: Mapped[str]
+    target_soc: Mapped[float | None]
+    energy_kwh: Mapped[float | None]
+    min_soc: Mapped[float]
+
+
+class IdempotencyRow(Base):
+    """The response to a POST made with an ``Idempotency-Key``, replayed on a retry."""
+
+    __tablename__ = "idempotency_keys"
+
+    account_id: Mapped[str] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(primary_key=True)
+    fingerprint: Mapped[str]
+    status_code: Mapped[int]
+    body: Mapped[Any] = mapped_column(JSON)
+    created_at: Mapped[datetime]

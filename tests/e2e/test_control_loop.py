@@ -104,6 +104,8 @@ def test_site_falls_back_to_safe_power_when_the_aggregator_stops(tmp_path: Path)
             else:
                 pytest.fail("no charging setpoint reached the site")
             # Stop the aggregator (the broker it embeds stays up for the site).
+            if service.api is not None:
+                await service.api.stop()
             await service.runtime.stop()
             await asyncio.to_thread(service.connector.stop)
             last = max(sp.valid_until for sp in sim.applied_setpoints() if sp.charger_id == "c0")
@@ -176,8 +178,8 @@ def test_bad_telemetry_is_counted_and_never_changes_state(tmp_path: Path) -> Non
                 len(service.repo.open_sessions()),
             )
         finally:
+            raw.disconnect()  # the network loop closes the socket on its way out
             raw.loop_stop()
-            raw.disconnect()
             await service.stop()
 
     counters, sessions_after_bad, sessions_after_good = asyncio.run(scenario())

@@ -117,6 +117,7 @@ database_url: {database_url}
 fleet: {fleet}
 mqtt: {{url: "{broker}", prefix: {prefix}, client_id: agg-{prefix}, protocol: "3.1.1"}}
 planning: {{dispatch_seconds: 0.5, setpoint_lifetime_seconds: 3, replan_minutes: 10}}
+api: {{port: 0}}
 """
     )
     # A fleet manager's constraint, accepted before the vehicle arrives.
