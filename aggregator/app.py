@@ -372,7 +372,6 @@ def event_settlements(
         settler,
         clock,
         SettlementSettings(
-            lead=timedelta(minutes=config.lead_minutes),
             grace=timedelta(minutes=config.grace_minutes),
             give_up_after=timedelta(hours=config.give_up_hours),
             history=timedelta(days=m.lookback_days + 1) if m.enabled else None,
@@ -398,7 +397,7 @@ def checked_openadr(config: OpenAdrConfig) -> tuple[OpenAdrMapping, VenSettings]
             poll_interval_s=config.poll_interval_s,
             disable_signature=config.disable_signature,
         )
-        check_security(ven_settings)
+        check_security(ven_settings, warn=False)  # the VEN warns about plain HTTP itself
     except ValueError as exc:
         raise StartupError(f"openadr: {exc}") from exc
     return mapping, ven_settings

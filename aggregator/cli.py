@@ -123,6 +123,36 @@ def plan(
 
 DEFAULT_DEMO = Path("config/scenarios/depot_v2g_dr.yaml")
 
+accounts = typer.Typer(help="API accounts (docs/api.md).", no_args_is_help=True)
+app.add_typer(accounts, name="accounts")
+
+
+@accounts.command("create-operator")
+def create_operator_command(
+    account_id: Annotated[str, typer.Option("--id", help="Account id, e.g. alice.")],
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", "-c", help="Settings YAML (its database_url is used)."),
+    ] = None,
+    name: Annotated[str, typer.Option("--name", help="Display name.")] = "",
+) -> None:
+    """Create an operator account and print its API key once (only its hash is stored)."""
+    from aggregator.app import create_operator
+    from aggregator.domain import ValidationError
+    from aggregator.settings import SettingsError, load_settings
+
+    try:
+        settings = load_settings(config)
+        token = create_operator(settings.database_url, account_id, name)
+    except SettingsError as err:
+        raise _fail(str(err)) from None
+    except ValidationError as err:
+        raise _fail(f"--id: {err.reason}") from None
+    except ValueError as err:  # the id is taken
+        raise _fail(f"--id: {err}") from None
+    typer.echo(token)
+    typer.echo(f"operator {account_id} created; keep this API key, it is not shown again", err=True)
+
 
 @app.command()
 def run(
@@ -210,6 +240,8 @@ def demo(
                 f"{before} kW before it, {effect.after_kw:.1f} kW with it ({effect.limit})",
                 highlight=False,
             )
+    for event_id, line in result.settlements.items():
+        console.print(f"settlement {event_id}: {line}", highlight=False)
     for event_id in result.events_not_sent:
         console.print(
             f"event {event_id}: not sent, its notice time is after the run (--hours)",

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import socket
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -27,12 +28,25 @@ from rich.live import Live
 from rich.markup import escape
 from rich.table import Table
 
-from aggregator.app import Service, start_service
+from aggregator.app import Service, create_operator, start_service
 from aggregator.demo_vtn import DemoVtn, demo_mapping
-from aggregator.domain import DepartureConstraint, FleetProblem, GridEvent, Plan, Session
+from aggregator.domain import (
+    DepartureConstraint,
+    FleetProblem,
+    GridEvent,
+    Plan,
+    Session,
+    SettlementRecord,
+)
 from aggregator.ports import Repository
 from aggregator.scenario import load_scenario
-from aggregator.settings import MqttConfig, OpenAdrConfig, PlanningConfig, RuntimeSettings
+from aggregator.settings import (
+    ApiConfig,
+    MqttConfig,
+    OpenAdrConfig,
+    PlanningConfig,
+    RuntimeSettings,
+)
 from aggregator.simulation.clock import ScaledClock
 from aggregator.simulation.runner import SiteSimulator
 from connectors.mqtt.broker import free_port
@@ -72,6 +86,19 @@ class DemoResult:
     events_sent_at: dict[str, datetime] = field(default_factory=dict)  # simulated time
     events_not_sent: list[str] = field(default_factory=list)  # due after the run ended
     event_effects: dict[str, EventEffect] = field(default_factory=dict)
+    # Per settled event: one line (delivered, committed, compliance, baseline).
+    settlements: dict[str, str] = field(default_factory=dict)
+    dashboard: str | None = None  # where the API and dashboard were served
+
+
+def port_free(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether ``port`` can be listened on now (the demo's API prefers a stable port)."""
+    with socket.socket() as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+        return True
 
 
 def replay_days(start: datetime, now: datetime) -> int:
@@ -272,6 +299,7 @@ async def run_demo(
     mqtt: MqttConfig | None = None,
     planning: PlanningConfig | None = None,
     notice: timedelta = timedelta(hours=2),
+    api_port: int = 8080,
 ) -> DemoResult:
     """Run the demo over ``hours`` simulated hours (None: the scenario's whole horizon).
 
@@ -303,6 +331,7 @@ async def run_demo(
         database_url=f"sqlite:///{db}",
         mqtt=mqtt or MqttConfig(embedded_port=free_port()),
         planning=planning,
+        api=ApiConfig(port=api_port if port_free(api_port) else 0),
         openadr=OpenAdrConfig(
             vtn_url=vtn.url,
             ven_name=DEMO_VEN,
@@ -322,6 +351,13 @@ async def run_demo(
         raise
     repo = service.repo
     sync_constraints(repo, problem, clock.now())
+    dashboard = ""
+    if service.api is not None:
+        token = await asyncio.to_thread(create_operator, settings.database_url, "demo")
+        dashboard = (
+            f"  dashboard    {service.api.url}/dashboard  (API {service.api.url}/docs)\n"
+            f"               operator API key for this run: {token}\n"
+        )
     sim = SiteSimulator(
         problem,
         MqttSettings(
@@ -346,6 +382,7 @@ async def run_demo(
         f"{replay}"
         f"  MQTT broker  {service.mqtt_url}  (topics {settings.mqtt.prefix}/sites/#)\n"
         f"  store        {db}  (SQLite: sessions, plans, setpoints, telemetry, events)\n"
+        f"{dashboard}"
         f"  OpenADR VTN  {vtn.url}  (openleadr)\n"
         "               DEMO ONLY: plain HTTP without TLS, messages unsigned\n"
         f"               {len(problem.events)} events, each sent {_hours(notice)} before it "
@@ -418,4 +455,21 @@ def summarise(
         result.events_not_sent = [e.event_id for e in vtn.pending]
         if watch is not None:
             result.event_effects = {i: watch.effect(s.event) for i, s in vtn.sent.items()}
+    if service.settlements is not None:
+        for held in service.settlements.store.settlements():
+            result.settlements[held.event_id] = settlement_line(held)
+    if service.api is not None:
+        result.dashboard = service.api.url
     return result
+
+
+def settlement_line(held: SettlementRecord) -> str:
+    s = held.settlement
+    if s is None:
+        return f"not settled: {held.reason}"
+    caps = "" if s.caps_met is None else (", caps met" if s.caps_met else ", a cap was broken")
+    note = f" ({held.reason})" if held.reason else ""
+    return (
+        f"delivered {s.delivered_kwh:.1f} of {s.committed_kwh:.1f} kWh committed against the "
+        f"{s.baseline} baseline, compliance {s.compliance_pct:.0f} %{caps}{note}"
+    )

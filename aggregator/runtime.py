@@ -121,7 +121,7 @@ class AggregatorRuntime:
         )
         scheduler.add_job(self.flush_telemetry, "interval", seconds=1.0, id="flush")
         scheduler.add_job(
-            self.settle_events,
+            self._settle_tick,
             "interval",
             seconds=self.controller.settings.dispatch_period.total_seconds() / wall,
             id="settle",
@@ -227,6 +227,14 @@ class AggregatorRuntime:
         self._boundary_handle = None
         self._boundary_at = None
         task = asyncio.get_running_loop().create_task(self.dispatch())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _settle_tick(self) -> None:
+        # A baseline solve can outlast the period: run it as a task, one round at a time.
+        if self.settlements is None or self._settling:
+            return
+        task = asyncio.get_running_loop().create_task(self.settle_events())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 

@@ -140,9 +140,6 @@ class SettlementConfig(BaseModel):
     baseline: Literal["plan", "meter"] = Field(
         "plan", description="settled against; the other is reported beside it"
     )
-    lead_minutes: float = Field(
-        15.0, ge=0, description="re-make the baseline plan this long before the event starts"
-    )
     grace_minutes: float = Field(
         5.0, ge=0, description="wait this long after the end for the last telemetry"
     )

@@ -3,9 +3,10 @@
 For every opted-in event with cap or shed intervals:
 
 1. **Baseline.** The plan the fleet would follow without the event (its limits left out,
-   every other event kept) is made when the event is accepted, on a grid that reaches the
-   event's end, and made again ``lead`` before the event starts, when the vehicles that will
-   be plugged in are known. A new modification number asks for a new one.
+   every other event kept) is made once, when the event is first accepted: before the fleet
+   reacts to it. A plan made later would already hold the event's pre-charging and so hide
+   what was shed. A modification keeps that baseline unless the event now reaches outside
+   its grid; then one is made again.
 2. **Settlement.** ``grace`` after the event ends (so the last telemetry is stored), the
    settler compares the baseline with the metered power (charger telemetry plus the site's
    forecast base load minus PV) per interval; the X-of-Y meter baseline, when history is
@@ -38,7 +39,6 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class SettlementSettings:
-    lead: timedelta = timedelta(minutes=15)  # re-make the baseline this long before the start
     grace: timedelta = timedelta(minutes=5)  # wait this long after the end for telemetry
     give_up_after: timedelta = timedelta(hours=24)  # stop retrying a failed settlement
     margin: timedelta = timedelta(minutes=15)  # telemetry read either side of the event
@@ -79,10 +79,8 @@ class EventSettlements:
             if not _settleable(record) or record.state != "active" or e.end <= now:
                 continue
             held = self.store.baseline(e.event_id)
-            if held is None or held.modification_number != e.modification_number:
+            if held is None or not (held.grid.start <= e.start and e.end <= held.grid.end):
                 due.append(record)
-            elif held.captured_at < e.start - self.settings.lead <= now:
-                due.append(record)  # the one made at acceptance; the start is near now
         return due
 
     def save_baseline(self, record: DrEventRecord, plan: Plan, now: datetime) -> EventBaseline:

@@ -78,14 +78,15 @@ def certificate_fingerprint(cert_pem: str | bytes) -> str:
     return str(oadr_utils.certificate_fingerprint(cert_pem))
 
 
-def check_security(settings: TlsSettings) -> None:
+def check_security(settings: TlsSettings, *, warn: bool = True) -> None:
     """Refuse settings that would talk to a VTN over HTTPS with anything less than all of it.
 
     Over ``https://`` the VEN needs a client certificate and key (mutual TLS, and the same pair
     signs our messages), XML signatures on, and the VTN's fingerprint pinned: openleadr checks
     the signature of the VTN's messages only when a fingerprint is given, and would otherwise
-    accept unsigned ones. ``http://`` is allowed for demos and tests, with a warning.
-    ValueError naming the setting.
+    accept unsigned ones. ``http://`` is allowed for demos and tests, with a warning (unless
+    ``warn`` is off: a pre-flight check whose VEN will warn itself). ValueError naming the
+    setting.
     """
     if settings.vtn_fingerprint is not None:
         normalize_fingerprint(settings.vtn_fingerprint)
@@ -96,11 +97,12 @@ def check_security(settings: TlsSettings) -> None:
             raise ValueError(
                 f"vtn_url: must be https:// (or http:// for a demo), got {settings.vtn_url!r}"
             )
-        log.warning(
-            "VTN %s is plain HTTP: no TLS, no client authentication%s (demo only)",
-            settings.vtn_url,
-            "" if settings.vtn_fingerprint else ", VTN messages not verified",
-        )
+        if warn:
+            log.warning(
+                "VTN %s is plain HTTP: no TLS, no client authentication%s (demo only)",
+                settings.vtn_url,
+                "" if settings.vtn_fingerprint else ", VTN messages not verified",
+            )
         return
     missing = [
         name for name in ("cert", "key", "vtn_fingerprint") if getattr(settings, name) is None

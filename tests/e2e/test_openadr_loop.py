@@ -147,7 +147,7 @@ def test_an_event_that_ran_is_settled_against_the_plan_made_without_it(tmp_path:
                 ),
                 15,
             )
-            start = datetime.now(UTC) + timedelta(seconds=3)
+            start = datetime.now(UTC) + timedelta(seconds=6)  # room for poll, plan, dispatch
             event_id = vtn.server.add_event(
                 ven_id=service.ven.ven_id,
                 signal_name="SIMPLE",

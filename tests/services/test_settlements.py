@@ -116,7 +116,7 @@ def charging(w: World, kw: float, since: datetime, until: datetime) -> None:
     w.repo.add_telemetry(readings)
 
 
-def test_a_baseline_is_due_at_acceptance_again_near_the_start_and_per_modification(
+def test_a_baseline_is_made_once_at_acceptance_and_again_only_if_the_event_leaves_its_grid(
     world: World,
 ) -> None:
     w = world
@@ -124,17 +124,14 @@ def test_a_baseline_is_due_at_acceptance_again_near_the_start_and_per_modificati
     assert w.service.baselines_due(START) == []  # opted out: nothing to settle
     accept(w, event())
     assert [r.event.event_id for r in w.service.baselines_due(START)] == ["e1"]
-    w.store.save_baseline(baseline(10.0))
+    w.store.save_baseline(baseline(10.0))  # grid 00:00-04:00 covers the event (01:00-03:00)
+    # Not again near the start: by then the fleet has reacted to the event.
+    assert w.service.baselines_due(START + H - timedelta(minutes=10)) == []
+    accept(w, event(mod=1, hours=(1, 2)))  # a modification inside the grid keeps it
     assert w.service.baselines_due(START) == []
-    # Within ``lead`` (15 min) of the 01:00 start, the one from acceptance is made again...
-    near = START + H - timedelta(minutes=10)
-    assert len(w.service.baselines_due(near)) == 1
-    w.store.save_baseline(baseline(10.0, captured_at=near))
-    assert w.service.baselines_due(near + timedelta(minutes=1)) == []
-    # ... and a new modification needs its own; an ended event none.
-    accept(w, event(mod=1))
-    assert len(w.service.baselines_due(near)) == 1
-    assert w.service.baselines_due(START + 3 * H) == []
+    accept(w, event(mod=2, hours=(2, 5)))  # ... one reaching past 04:00 needs a new one
+    assert len(w.service.baselines_due(START)) == 1
+    assert w.service.baselines_due(START + 5 * H) == []  # ended: none
 
 
 def test_a_cap_event_is_settled_after_its_end_and_stored(world: World) -> None:
