@@ -469,7 +469,13 @@ def settlement_line(held: SettlementRecord) -> str:
         return f"not settled: {held.reason}"
     caps = "" if s.caps_met is None else (", caps met" if s.caps_met else ", a cap was broken")
     note = f" ({held.reason})" if held.reason else ""
+    base = sum(i.baseline_kw for i in s.intervals) / max(1, len(s.intervals))
+    met = sum(i.metered_kw for i in s.intervals) / max(1, len(s.intervals))
+    nothing = (
+        " — the plan without the event already stayed within it" if s.committed_kwh <= 0 else ""
+    )
     return (
-        f"delivered {s.delivered_kwh:.1f} of {s.committed_kwh:.1f} kWh committed against the "
-        f"{s.baseline} baseline, compliance {s.compliance_pct:.0f} %{caps}{note}"
+        f"baseline {base:.1f} kW, metered {met:.1f} kW; delivered {s.delivered_kwh:.1f} of "
+        f"{s.committed_kwh:.1f} kWh committed{nothing}; compliance {s.compliance_pct:.0f} % "
+        f"against the {s.baseline} baseline{caps}{note}"
     )
