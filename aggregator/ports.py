@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from typing import Any, Literal, Protocol
 
@@ -19,6 +19,7 @@ from aggregator.domain import (
     GridEvent,
     Plan,
     PlanRecord,
+    Point,
     Prices,
     RecurringDeparture,
     Session,
@@ -238,3 +239,32 @@ class AccountStore(Protocol):
     def save_idempotent_response(
         self, account_id: str, key: str, fingerprint: str, status_code: int, body: Any, at: datetime
     ) -> None: ...
+
+
+class TimeSeriesStore(Protocol):
+    """Series for dashboards and notebooks (docs/timeseries.md): SQL or InfluxDB.
+
+    ``write`` never blocks and never raises on an outage: points are queued, written in
+    batches, and kept (bounded) while the backend is away; ``dropped`` counts points lost to
+    a full buffer. ``query`` returns a pandas DataFrame (typed ``Any`` here: ports import no
+    third-party package) with a UTC DatetimeIndex named ``ts``, one column per field and tag.
+    """
+
+    def write(self, points: Sequence[Point]) -> None: ...
+
+    def query(
+        self,
+        measurement: str,
+        start: datetime,
+        stop: datetime,
+        tags: Mapping[str, str] | None = None,
+    ) -> Any: ...
+
+    def flush(self, timeout_s: float = 10.0) -> bool:
+        """Write what is queued now; True when nothing is left (blocks: not on the loop)."""
+        ...
+
+    def close(self) -> None: ...
+
+    @property
+    def dropped(self) -> int: ...

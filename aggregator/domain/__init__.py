@@ -52,6 +52,7 @@ from aggregator.domain.settlement import (
 )
 from aggregator.domain.signals import GridEvent, Prices
 from aggregator.domain.timegrid import TimeGrid
+from aggregator.domain.timeseries import FieldValue, Point
 
 __all__ = [
     "ROLES",
@@ -70,6 +71,7 @@ __all__ = [
     "EventRecord",
     "EventResult",
     "EventStatus",
+    "FieldValue",
     "Fleet",
     "FleetProblem",
     "FlexibilityEnvelope",
@@ -78,6 +80,7 @@ __all__ = [
     "OptChoice",
     "Plan",
     "PlanRecord",
+    "Point",
     "PriceSignal",
     "Prices",
     "RecurringDeparture",
