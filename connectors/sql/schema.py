@@ -275,3 +275,17 @@ class IdempotencyRow(Base):
     status_code: Mapped[int]
     body: Mapped[Any] = mapped_column(JSON)
     created_at: Mapped[datetime]
+
+
+class TimeSeriesPointRow(Base):
+    """A time-series point (docs/timeseries.md): one measurement at one time, tags and fields
+    as JSON objects; read by measurement and time range, filtered by tags."""
+
+    __tablename__ = "timeseries_points"
+    __table_args__ = (Index("ix_timeseries_points_measurement_ts", "measurement", "ts"),)
+
+    id: Mapped[int] = mapped_column(AutoId, primary_key=True, autoincrement=True)
+    measurement: Mapped[str]
+    ts: Mapped[datetime]
+    tags: Mapped[dict[str, str]] = mapped_column(JSON)
+    fields: Mapped[dict[str, Any]] = mapped_column(JSON)

@@ -75,7 +75,7 @@ def test_migrations_are_idempotent_and_match_the_orm_tables(db_url: str) -> None
     try:
         with repo.engine.connect() as conn:
             assert conn.execute(text("SELECT version_num FROM alembic_version")).all() == [
-                ("0004",)
+                ("0005",)
             ]
             context = MigrationContext.configure(conn, opts={"compare_type": True})
             assert compare_metadata(context, Base.metadata) == []
