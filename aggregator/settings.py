@@ -147,6 +147,33 @@ class SettlementConfig(BaseModel):
     meter: MeterBaselineSettings = MeterBaselineSettings()
 
 
+class ForecastConfig(BaseModel):
+    """Prices beyond the published horizon from the price forecaster (docs/forecasting.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    history_csv: Path = Field(
+        description="hourly price history (start,price_eur_per_mwh; relative to this file)"
+    )
+    column: str = Field("price_eur_per_mwh", description="price column of history_csv")
+    price_quantile: float = Field(
+        0.5, gt=0, lt=1, description="quantile the planner uses beyond the published prices"
+    )
+    timezone: str = Field("Europe/Amsterdam", description="the market's zone (hour-of-day terms)")
+    window_weeks: int = Field(8, ge=1, description="weeks of history each regression is fitted on")
+    max_horizon_days: int = Field(
+        7, ge=1, le=14, description="farther ahead, the fleet file's (or flat) prices are used"
+    )
+
+    @model_validator(mode="after")
+    def _known_zone(self) -> ForecastConfig:
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"timezone: unknown zone {self.timezone!r}") from exc
+        return self
+
+
 class RuntimeSettings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="AGGREGATOR_", env_nested_delimiter="__", extra="forbid"
@@ -164,6 +191,7 @@ class RuntimeSettings(BaseSettings):
     openadr: OpenAdrConfig | None = None
     settlement: SettlementConfig = SettlementConfig()
     api: ApiConfig = ApiConfig()
+    forecast: ForecastConfig | None = None
     log_level: str = "INFO"
 
     @classmethod
@@ -201,4 +229,8 @@ def load_settings(path: Path | None) -> RuntimeSettings:
         raise SettingsError(f"{shown}: {where}: {err['msg']}") from exc
     if path is not None and settings.fleet is not None and not settings.fleet.is_absolute():
         settings = settings.model_copy(update={"fleet": path.parent / settings.fleet})
+    forecast = settings.forecast
+    if path is not None and forecast is not None and not forecast.history_csv.is_absolute():
+        forecast = forecast.model_copy(update={"history_csv": path.parent / forecast.history_csv})
+        settings = settings.model_copy(update={"forecast": forecast})
     return settings
