@@ -174,6 +174,39 @@ class ForecastConfig(BaseModel):
         return self
 
 
+class TimeSeriesConfig(BaseModel):
+    """Where telemetry, setpoints, plans, prices and baselines go as time series
+    (docs/timeseries.md): the SQL store (default) or InfluxDB 2.x."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = Field(True, description="record time series at all")
+    backend: Literal["sql", "influxdb"] = Field(
+        "sql", description="sql: the database_url store; influxdb: the server at url"
+    )
+    url: str | None = Field(None, description="influxdb: e.g. http://influxdb:8086")
+    org: str = Field("aggregator", description="influxdb: organization")
+    bucket: str = Field("aggregator", description="influxdb: bucket")
+    token: str | None = Field(
+        None, description="influxdb: API token; set it as AGGREGATOR_TIMESERIES__TOKEN"
+    )
+    buffer_dir: Path = Field(
+        Path("var/timeseries-buffer"),
+        description="influxdb: on-disk buffer while the server is away (one per process)",
+    )
+    buffer_max_points: int = Field(
+        1_000_000, gt=0, description="points held while the backend is away; then oldest dropped"
+    )
+    batch_size: int = Field(2000, gt=0, description="points per write request or transaction")
+    flush_interval_s: float = Field(1.0, gt=0, description="queued points are written this often")
+
+    @model_validator(mode="after")
+    def _influx_needs_a_url(self) -> TimeSeriesConfig:
+        if self.enabled and self.backend == "influxdb" and not self.url:
+            raise ValueError("url: backend influxdb needs the server's url")
+        return self
+
+
 class RuntimeSettings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="AGGREGATOR_", env_nested_delimiter="__", extra="forbid"
@@ -191,6 +224,7 @@ class RuntimeSettings(BaseSettings):
     openadr: OpenAdrConfig | None = None
     settlement: SettlementConfig = SettlementConfig()
     api: ApiConfig = ApiConfig()
+    timeseries: TimeSeriesConfig = TimeSeriesConfig()
     forecast: ForecastConfig | None = None
     log_level: str = "INFO"
 
