@@ -26,6 +26,7 @@ from aggregator.services.departures import apply_recurring
 from aggregator.services.events import EventLifecycle
 from aggregator.services.planning import PlanningResult, plan_fleet
 from aggregator.services.pricing import EventPriceOverlay
+from aggregator.services.recording import TimeSeriesRecorder
 from aggregator.services.reporting import TelemetryReports
 from aggregator.services.settlement import EventSettlements, SettlementSettings
 from aggregator.settings import (
@@ -35,7 +36,9 @@ from aggregator.settings import (
     PlanningConfig,
     RuntimeSettings,
     SettlementConfig,
+    TimeSeriesConfig,
 )
+from connectors.influxdb import BufferInUseError, InfluxTimeSeriesStore
 from connectors.mqtt.broker import EmbeddedBroker
 from connectors.mqtt.client import MqttConnector, MqttSettings
 from connectors.openadr.mapping import OpenAdrConfigError, OpenAdrMapping
@@ -47,6 +50,7 @@ from connectors.sql import SqlRepository, open_repository
 from connectors.sql.accounts import SqlAccounts
 from connectors.sql.dr_events import SqlDrEventStore
 from connectors.sql.settlements import SqlSettlementStore
+from connectors.sql.timeseries import SqlTimeSeriesStore
 from models.envelope import EnvelopeModel
 from models.feasibility import EnvelopeFeasibility, plan_baseline
 from models.planner import PlannerSettings, PyomoPlanner
@@ -123,6 +127,7 @@ class Service:
     background: set[asyncio.Task[Any]] = field(default_factory=set)
     api: ApiServer | None = None
     accounts: SqlAccounts | None = None
+    recorder: TimeSeriesRecorder | None = None
 
     async def stop(self) -> None:
         if self.api is not None:
@@ -130,6 +135,8 @@ class Service:
         if self.ven is not None:
             await self.ven.stop()
         await self.runtime.stop()
+        if self.recorder is not None:  # after the last telemetry flush: sends what it can
+            await asyncio.to_thread(self.recorder.close)
         await asyncio.to_thread(self.connector.stop)
         if self.broker is not None:
             await self.broker.stop()
@@ -192,6 +199,11 @@ async def start_service(
     if scenario is None and settings.fleet is not None:
         scenario = load_scenario(settings.fleet)
     repo = await asyncio.to_thread(open_repository, settings.database_url)
+    try:
+        recorder = open_recorder(settings.timeseries, repo)
+    except StartupError:
+        repo.dispose()
+        raise
     if scenario is not None:
         await asyncio.to_thread(seed_from_scenario, repo, scenario, clock.now())
     base: ForecastSource = ScenarioForecasts(scenario) if scenario else FlatForecasts()
@@ -204,6 +216,8 @@ async def start_service(
         try:
             await broker.start()
         except OSError as exc:
+            if recorder is not None:
+                await asyncio.to_thread(recorder.close)
             repo.dispose()
             raise StartupError(
                 f"mqtt.embedded_port: cannot listen on {broker.port}: {exc.strerror or exc} "
@@ -219,6 +233,7 @@ async def start_service(
         replan_every=timedelta(minutes=settings.planning.replan_minutes),
         speed=speed,
     )
+    runtime.recorder = recorder
     config = settings.mqtt
     if broker is not None:
         # amqtt speaks 3.1.1 only; asking for 5 first would cost a CONNACK timeout.
@@ -227,7 +242,7 @@ async def start_service(
     runtime.sink = connector
     await asyncio.to_thread(connector.start)
     await runtime.start()
-    service = Service(runtime, controller, repo, connector, broker, url)
+    service = Service(runtime, controller, repo, connector, broker, url, recorder=recorder)
     if settings.openadr is not None and vtn is not None:
         service.events, service.ven = start_ven(settings.openadr, vtn, service, clock, dr_events)
         service.settlements = event_settlements(
@@ -247,6 +262,36 @@ async def start_service(
                 f"{exc.strerror or exc}"
             ) from exc
     return service
+
+
+def open_recorder(config: TimeSeriesConfig, repo: SqlRepository) -> TimeSeriesRecorder | None:
+    """The time-series store the settings ask for (docs/timeseries.md), behind a recorder."""
+    if not config.enabled:
+        return None
+    if config.backend == "sql":
+        return TimeSeriesRecorder(
+            SqlTimeSeriesStore(
+                repo,
+                batch_size=config.batch_size,
+                flush_interval_s=config.flush_interval_s,
+                max_pending=config.buffer_max_points,
+            )
+        )
+    assert config.url is not None  # the settings check it
+    try:
+        influx = InfluxTimeSeriesStore(
+            config.url,
+            org=config.org,
+            bucket=config.bucket,
+            token=config.token.get_secret_value() if config.token else None,
+            buffer_dir=config.buffer_dir,
+            buffer_max_points=config.buffer_max_points,
+            batch_size=config.batch_size,
+            flush_interval_s=config.flush_interval_s,
+        )
+    except (BufferInUseError, OSError) as exc:
+        raise StartupError(f"timeseries.buffer_dir: {exc}") from exc
+    return TimeSeriesRecorder(influx)
 
 
 def recurring_departures(repo: SqlRepository, accounts: SqlAccounts) -> Callable[[datetime], int]:

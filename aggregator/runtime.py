@@ -21,6 +21,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from aggregator.domain import DepartureConstraint, EventRecord, SiteStatus, Telemetry
 from aggregator.ports import Clock, Planner, SetpointSink
 from aggregator.services.control import FleetController
+from aggregator.services.recording import TimeSeriesRecorder
 from aggregator.services.settlement import EventSettlements
 
 log = logging.getLogger(__name__)
@@ -61,6 +62,8 @@ class AggregatorRuntime:
         # Weekly departures: makes the constraints that are due, returns how many (a thread).
         self.recurring: Callable[[datetime], int] | None = None
         self._settling = False
+        # Time series (docs/timeseries.md): handed what was done; never makes the loop wait.
+        self.recorder: TimeSeriesRecorder | None = None
 
     # ---------------------------------------------------------- TelemetryHandler
     def _call(self, fn: Callable[..., object], *args: object) -> None:
@@ -176,6 +179,8 @@ class AggregatorRuntime:
                     plan = await asyncio.to_thread(self.planner.plan, problem)
                 self.plan_seconds.append(time.perf_counter() - start)
                 current = self.controller.adopt(plan, now, problem)
+                if self.recorder is not None:
+                    self.recorder.plan(current.plan_id, plan, problem, now)
                 log.info(
                     "plan %s (%s): %s/%s, %d sessions, shortfall %.1f kWh",
                     current.plan_id,
@@ -201,6 +206,8 @@ class AggregatorRuntime:
         # Storing and handing 10,000 setpoints to paho takes ~1 s: not on the event loop.
         async with self._delivering:
             await asyncio.to_thread(self.controller.deliver, setpoints, self.sink)
+        if self.recorder is not None and setpoints:
+            self.recorder.setpoints(setpoints)
         self._dispatch_at_next_boundary()
 
     def _dispatch_at_next_boundary(self) -> None:
@@ -252,7 +259,9 @@ class AggregatorRuntime:
                 )
                 async with self._solving:
                     plan = await asyncio.to_thread(self.planner.plan, problem)
-                await asyncio.to_thread(settlements.save_baseline, record, plan, now)
+                baseline = await asyncio.to_thread(settlements.save_baseline, record, plan, now)
+                if self.recorder is not None:
+                    self.recorder.baseline(baseline)
             for done in await asyncio.to_thread(settlements.settle_due):
                 self.controller.counters[f"settlements_{done.status}"] += 1
         except Exception:
@@ -270,3 +279,6 @@ class AggregatorRuntime:
             # Keep accepted readings for the next flush while the store is away, within bounds.
             log.exception("storing %d telemetry readings failed; kept for retry", len(batch))
             self.controller.return_telemetry(batch)
+        else:
+            if self.recorder is not None:
+                self.recorder.telemetry(batch)

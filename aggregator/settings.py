@@ -11,7 +11,7 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 
@@ -187,7 +187,7 @@ class TimeSeriesConfig(BaseModel):
     url: str | None = Field(None, description="influxdb: e.g. http://influxdb:8086")
     org: str = Field("aggregator", description="influxdb: organization")
     bucket: str = Field("aggregator", description="influxdb: bucket")
-    token: str | None = Field(
+    token: SecretStr | None = Field(
         None, description="influxdb: API token; set it as AGGREGATOR_TIMESERIES__TOKEN"
     )
     buffer_dir: Path = Field(

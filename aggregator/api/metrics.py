@@ -64,6 +64,12 @@ class AggregatorCollector(Collector):
                 settlements.add_metric([key.removeprefix("settlements_")], value)
         yield events
         yield settlements
+        if runtime.recorder is not None:
+            yield CounterMetricFamily(
+                "aggregator_timeseries_dropped_points",
+                "Time-series points lost: backend buffer full, or refused (docs/timeseries.md)",
+                runtime.recorder.store.dropped,
+            )
         headroom = GaugeMetricFamily(
             "aggregator_site_headroom_kw",
             "Import limit minus the planned site power in the current slot [kW]",
