@@ -196,9 +196,16 @@ class InfluxTimeSeriesStore:
             self._wake.clear()
             with self._lock:
                 requested, closing = self._requested, self._closing
-            forced = requested > self._completed or closing
+            # A flush tries the server now, whatever the backoff; the closing round only if
+            # the last try did not fail (a hanging server must not hold the stop twice).
+            if requested > self._completed:
+                may_send = True
+            elif closing:
+                may_send = not self._failures
+            else:
+                may_send = time.monotonic() >= self._next_try
             try:
-                clean = self._round(forced)
+                clean = self._round(may_send)
             except Exception:  # the writer must outlive anything (a full disk, a bug)
                 log.exception("time series: writer round failed; trying again next round")
                 clean = False
@@ -234,11 +241,9 @@ class InfluxTimeSeriesStore:
             with self._lock:
                 self._drop(lost, f"disk buffer full ({self.buffer.max_points} points)")
 
-    def _round(self, forced: bool) -> bool:
-        """Send or buffer what is queued, then send the buffer; True when nothing is left."""
-        # Forced (flush, close): one attempt now, whatever the backoff; after a failure in
-        # this round, none until the next.
-        may_send = forced or time.monotonic() >= self._next_try
+    def _round(self, may_send: bool) -> bool:
+        """Send or buffer what is queued, then send the buffer; True when nothing is left.
+        After a failure in this round, no more tries until the next."""
         while batch := self._take():
             lines = self._lines(batch)
             if not lines:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.server
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -187,3 +188,26 @@ def test_server_errors_buffer_to_disk_and_resend_in_order(
         assert sent == [line_protocol(p) for p in _points(30)]
     finally:
         store.close()
+
+
+def test_a_hanging_server_holds_the_stop_once_and_the_points_stay_on_disk(tmp_path: Path) -> None:
+    """A server that takes the connection and never answers: each try costs the timeout;
+    close() tries once, then keeps what is left on disk for the next start."""
+    import socket
+
+    with socket.socket() as hole:
+        hole.bind(("127.0.0.1", 0))
+        hole.listen(16)  # connections complete in the kernel; nobody ever reads
+        url = f"http://127.0.0.1:{hole.getsockname()[1]}"
+        store = _store(url, tmp_path / "buf", timeout_s=0.5, flush_interval_s=60.0)
+        store.write(_points(10))
+        started = time.perf_counter()
+        store.close(timeout_s=5.0)
+        took = time.perf_counter() - started
+    assert 0.4 < took < 1.5
+    assert store.dropped == 0
+    again = DiskBuffer(tmp_path / "buf", 100)
+    try:
+        assert again.head(100)[1] == [line_protocol(p) for p in _points(10)]
+    finally:
+        again.close()
