@@ -179,3 +179,22 @@ def test_influxdb_down_the_service_runs_and_points_wait_on_disk(tmp_path: Path) 
     kinds = {line.split(",", 1)[0].split(" ", 1)[0] for line in lines}
     assert {"telemetry", "site_power", "setpoint", "plan", "price"} <= kinds
     assert took < 30
+
+
+def test_a_buffer_folder_in_use_stops_the_start_with_one_line(tmp_path: Path) -> None:
+    from aggregator.app import StartupError, open_recorder
+
+    config = TimeSeriesConfig(
+        backend="influxdb", url=f"http://127.0.0.1:{free_port()}", buffer_dir=tmp_path / "buf"
+    )
+    repo = open_repository(f"sqlite:///{tmp_path / 'x.db'}")
+    first = open_recorder(config, repo)
+    try:
+        with pytest.raises(StartupError, match=r"^timeseries\.buffer_dir: .* in use") as info:
+            open_recorder(config, repo)
+        assert "\n" not in str(info.value)
+        assert open_recorder(config.model_copy(update={"enabled": False}), repo) is None
+    finally:
+        assert first is not None
+        first.close()
+        repo.dispose()
