@@ -209,7 +209,7 @@ def backtest_series(
     forecasts = pd.concat(frames, ignore_index=True)
     forecasts = forecasts[np.isfinite(forecasts["actual"].to_numpy())].reset_index(drop=True)
     by_day = {
-        int(k): _compare_frame(group, levels)
+        int(k): compare_frame(group, levels)
         for k, group in forecasts.groupby("horizon_day", sort=True)
     }
     used = forecasts["origin"].unique()
@@ -219,7 +219,7 @@ def backtest_series(
         origins=len(used),
         first_origin=pd.Timestamp(used.min()),
         last_origin=pd.Timestamp(used.max()),
-        overall=_compare_frame(forecasts, levels),
+        overall=compare_frame(forecasts, levels),
         by_horizon_day=by_day,
         forecasts=forecasts,
         skipped=tuple(skipped),
@@ -259,7 +259,8 @@ def backtest_prices(
     )
 
 
-def _compare_frame(frame: pd.DataFrame, levels: Sequence[float]) -> Comparison:
+def compare_frame(frame: pd.DataFrame, levels: Sequence[float]) -> Comparison:
+    """Compare the ``model_q..`` and ``naive_q..`` columns of ``frame`` on its ``actual``."""
     model = frame.rename(columns=lambda c: c.removeprefix("model_"))
     naive = frame.rename(columns=lambda c: c.removeprefix("naive_"))
     actual = frame["actual"].to_numpy()
@@ -396,7 +397,7 @@ def backtest_sessions(
             for q in levels:
                 col = quantile_column(q)
                 sub[f"{who}_{col}"] = forecasts[f"{who}_{prefix}{col}"]
-        comparisons[name] = _compare_frame(sub, levels)
+        comparisons[name] = compare_frame(sub, levels)
     p = np.asarray(brier, dtype=float)
     return SessionBacktest(
         quantiles=levels,

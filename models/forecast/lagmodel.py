@@ -93,7 +93,7 @@ class LagQuantileModel:
         local = pd.date_range(
             t0, periods=len(y) + self.max_horizon_days * self.per_day, freq=self.step
         ).tz_convert(self.zone)
-        self._weekday = np.asarray(local.weekday, dtype=np.int64)
+        self._weekday = np.asarray(local.day_of_week, dtype=np.int64)
         self._hour = np.asarray(local.hour, dtype=np.int64)
         self._train = {}
         self._coef = {}

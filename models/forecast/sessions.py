@@ -56,7 +56,7 @@ def day_records(sessions: pd.DataFrame, zone: ZoneInfo, entity: str = _ENTITY) -
         {
             "vehicle_id": frame["vehicle_id"].astype(str).str.strip().to_numpy(),
             "day": midnight.date,
-            "weekday": np.asarray(midnight.weekday),
+            "weekday": np.asarray(midnight.day_of_week),
             "arrival": np.asarray((local_arrival - midnight) / pd.Timedelta(hours=1)),
             "departure": np.asarray((local_departure - midnight) / pd.Timedelta(hours=1)),
             "energy_kwh": energy,
@@ -269,7 +269,7 @@ class SessionForecaster:
             return float("nan")
         days = pd.date_range(pd.Timestamp(first), periods=span, freq="D")
         ages = np.array([(self._until - d.date()).days for d in days], dtype=float)
-        weekdays = np.asarray(days.weekday, dtype=np.int64)
+        weekdays = np.asarray(days.day_of_week, dtype=np.int64)
         weights = self._recency(ages) * self._similarity(weekdays, weekday)
         same_kind = (weekdays >= 5) == (weekday >= 5)
         weights = np.where(same_kind, weights, 0.0)

@@ -30,8 +30,9 @@ class QuantilePriceForecasts:
     interval containing it (step-hold, as the scenario loader does). A later slot, up to the
     forecaster's horizon, takes its ``quantile`` forecast of the hour containing the slot
     start (P50 by default; a higher quantile plans more cautiously against price spikes).
-    Anything else (before the published series, beyond the horizon) comes from
-    ``fallback``, which also supplies the site profiles and the export-import spread: export =
+    ``published_end`` is where the last published interval ends (default: the last start plus
+    the median spacing). Anything else (before the published series, beyond the horizon) comes
+    from ``fallback``, which also supplies the site profiles and the export-import spread: export =
     import + (fallback export - fallback import) in every slot.
     """
 
@@ -42,6 +43,7 @@ class QuantilePriceForecasts:
         fallback: _Source,
         *,
         quantile: float = 0.5,
+        published_end: pd.Timestamp | None = None,
     ) -> None:
         if not 0.0 < quantile < 1.0:
             raise ValidationError(
@@ -58,8 +60,11 @@ class QuantilePriceForecasts:
             )
         self.published = published.astype(float)
         self.published.index = index.tz_convert("UTC")
-        spacing = pd.Series(self.published.index).diff().median()
-        self.published_end = self.published.index[-1] + spacing
+        if published_end is None:
+            published_end = (
+                self.published.index[-1] + pd.Series(self.published.index).diff().median()
+            )
+        self.published_end = pd.Timestamp(published_end).tz_convert("UTC")
         self.forecaster = forecaster
         self.fallback = fallback
         self.quantile = quantile
