@@ -10,30 +10,31 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
-from aggregator.analysis import arbitrage, events
+from aggregator.analysis import arbitrage, events, forecast
 from aggregator.analysis.data import configured_store_url, read_prices
 from aggregator.domain import GridEvent
 from connectors.sql import open_repository
 
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIO = ROOT / "config" / "scenarios" / "depot_v2g_dr.yaml"
-WEEK_PRICES = ROOT / "notebooks" / "data" / "nl_day_ahead_prices_2024-05-12_20.csv"
+PRICES = ROOT / "notebooks" / "data" / "nl_day_ahead_prices_2024-02-19_05-20.csv"
 TZ = "Europe/Amsterdam"
 
 
 @pytest.fixture(scope="module")
 def study() -> arbitrage.ArbitrageStudy:
     problem = arbitrage.simulated_week(
-        SCENARIO, WEEK_PRICES, date(2024, 5, 13), weekday_only_sites={"office-south"}, tz=TZ
+        SCENARIO, PRICES, date(2024, 5, 13), weekday_only_sites={"office-south"}, tz=TZ
     )
     return arbitrage.run_study(problem)
 
 
-def test_the_week_slice_is_the_shared_series_unchanged() -> None:
-    prices = read_prices(WEEK_PRICES)
-    assert len(prices) == 194  # 2024-05-12 22:00 to 2024-05-20 23:00 UTC, hourly, no gaps
+def test_the_price_slice_is_hourly_and_complete() -> None:
+    prices = read_prices(PRICES)
+    # 2024-02-19 00:00 to 2024-05-20 23:00 UTC: 92 days, hourly, no gaps.
+    assert len(prices) == 92 * 24
     assert (prices.index.to_series().diff().dropna() == pd.Timedelta(hours=1)).all()
-    assert prices.index[0] == pd.Timestamp("2024-05-12T22:00Z")
+    assert prices.index[0] == pd.Timestamp("2024-02-19T00:00Z")
     # The depot scenario's own excerpt is the same series: the days overlap exactly.
     day = read_prices(
         ROOT / "config" / "scenarios" / "data" / "nl_day_ahead_prices_2024-05-14_15.csv"
@@ -52,9 +53,10 @@ def test_simulated_week_repeats_the_day_at_local_times(study: arbitrage.Arbitrag
     assert not problem.events and not problem.batteries
     assert problem.grid.end >= max(s.departure for s in problem.sessions)
     # Prices: each slot has its hour's price from the file.
-    prices = read_prices(WEEK_PRICES)
-    assert problem.prices.import_per_mwh[0] == prices.iloc[0]
-    assert problem.prices.import_per_mwh[4] == prices.iloc[1]
+    prices = read_prices(PRICES)
+    start = pd.Timestamp(problem.grid.start)
+    assert problem.prices.import_per_mwh[0] == prices[start]
+    assert problem.prices.import_per_mwh[4] == prices[start + pd.Timedelta(hours=1)]
 
 
 def test_costs_add_up_and_rank(study: arbitrage.ArbitrageStudy) -> None:
@@ -178,3 +180,76 @@ def test_store_url_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None
     assert configured_store_url() is None
     monkeypatch.setenv("AGGREGATOR_DATABASE_URL", "sqlite:///x.db")
     assert configured_store_url() == "sqlite:///x.db"
+
+
+# --------------------------------------------------------------------------- forecast review
+
+ORIGIN = datetime(2024, 5, 12, 22, tzinfo=UTC)  # Monday 13 May 00:00 in Amsterdam
+
+
+@pytest.fixture(scope="module")
+def price_review() -> forecast.PriceForecastReview:
+    return forecast.price_forecast_review(read_prices(PRICES), ORIGIN, days=7, tz=TZ)
+
+
+def test_price_forecast_covers_the_week_with_sorted_quantiles(
+    price_review: forecast.PriceForecastReview,
+) -> None:
+    frame = price_review.frame
+    assert len(frame) == 7 * 24 and frame.index[0] == pd.Timestamp(ORIGIN)
+    assert list(frame["horizon_day"].unique()) == list(range(1, 8))
+    assert (frame["q10"] <= frame["q50"]).all() and (frame["q50"] <= frame["q90"]).all()
+    prices = read_prices(PRICES)
+    assert frame["actual"].to_numpy() == pytest.approx(prices.reindex(frame.index).to_numpy())
+    # The naive P50 is the same hour a week earlier.
+    week_before = prices.reindex(frame.index - pd.Timedelta(days=7)).to_numpy()
+    assert frame["naive_q50"].to_numpy() == pytest.approx(week_before)
+
+
+def test_the_forecast_sees_nothing_after_its_origin(
+    price_review: forecast.PriceForecastReview,
+) -> None:
+    prices = read_prices(PRICES)
+    changed = prices.copy()
+    changed[changed.index >= ORIGIN] += 500.0
+    again = forecast.price_forecast_review(changed, ORIGIN, days=7, tz=TZ)
+    columns = ["q10", "q50", "q90", "naive_q10", "naive_q50", "naive_q90"]
+    pd.testing.assert_frame_equal(again.frame[columns], price_review.frame[columns])
+
+
+def test_forecast_scores_match_their_definitions(
+    price_review: forecast.PriceForecastReview,
+) -> None:
+    frame = price_review.frame
+    scores = forecast.forecast_scores(price_review)
+    assert list(scores.index) == ["model", "seasonal naive"]
+    model = scores.loc["model"]
+    assert model["mae_p50"] == pytest.approx((frame["q50"] - frame["actual"]).abs().mean())
+    assert model["pinball_q50"] == pytest.approx(model["mae_p50"] / 2)
+    inside = (frame["actual"] >= frame["q10"]) & (frame["actual"] <= frame["q90"])
+    assert model["coverage_q10_q90"] == pytest.approx(inside.mean())
+    by_day = forecast.forecast_scores(price_review, by_day=True)
+    assert by_day.index.get_level_values("horizon_day").unique().tolist() == list(range(1, 8))
+    assert isinstance(forecast.price_forecast_figure(price_review, tz=TZ), Figure)
+
+
+def test_the_forecast_needs_the_actual_prices() -> None:
+    prices = read_prices(PRICES)
+    with pytest.raises(ValueError, match="no actual price for 2024-05-21"):
+        forecast.price_forecast_review(prices, ORIGIN, days=9, tz=TZ)
+
+
+def test_fleet_load_and_hourly_flexibility() -> None:
+    fleet = forecast.fleet_review(SCENARIO)
+    frame = forecast.load_frame(fleet)
+    assert len(frame) == fleet.problem.grid.n_slots
+    assert (frame["min_kw"] <= frame["max_kw"] + 1e-9).all()
+    assert frame["baseline_kw"].to_numpy() == pytest.approx(fleet.envelope.baseline_kw)
+    hourly = forecast.hourly_flexibility(fleet, tz=TZ)
+    assert len(hourly) == 24
+    assert (hourly["less_load_kw"] >= 0).all() and (hourly["more_load_kw"] >= 0).all()
+    # Energy per hour = mean power x 1 h here (whole hours of 15-minute slots).
+    assert hourly["less_load_kwh"].to_numpy() == pytest.approx(hourly["less_load_kw"].to_numpy())
+    step_h = fleet.problem.grid.step_hours
+    assert hourly["planned_kw"].sum() == pytest.approx(frame["planned_kw"].sum() * step_h)
+    assert isinstance(forecast.fleet_figure(fleet, tz=TZ), Figure)

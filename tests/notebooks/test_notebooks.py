@@ -28,7 +28,7 @@ CELL_TIMEOUT_S = 300  # a guard against a hung cell, not a speed requirement
 
 def test_the_three_notebooks_are_there() -> None:
     names = {p.stem for p in NOTEBOOKS}
-    assert {"v2g_arbitrage", "event_review"} <= names
+    assert names == {"forecast_review", "v2g_arbitrage", "event_review"}
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
