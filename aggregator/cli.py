@@ -10,6 +10,7 @@ import os
 import sys
 import tempfile
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 from typing import Annotated
 
@@ -247,6 +248,125 @@ def demo(
             f"event {event_id}: not sent, its notice time is after the run (--hours)",
             highlight=False,
         )
+
+
+def _day(option: str, value: str | None) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise _fail(f"{option}: {value!r} is not a date (YYYY-MM-DD)") from None
+
+
+@app.command()
+def backtest(
+    prices: Annotated[
+        Path, typer.Option("--prices", help="Hourly price CSV (start,price_eur_per_mwh).")
+    ] = Path("../shared/data/nl_day_ahead_prices_2015-2024.csv"),
+    sessions: Annotated[
+        Path, typer.Option("--sessions", help="Sessions CSV in the ACN layout.")
+    ] = Path("bench/data/acn_caltech_2019-03_sessions.csv"),
+    no_prices: Annotated[bool, typer.Option("--no-prices", help="Skip the prices.")] = False,
+    no_sessions: Annotated[bool, typer.Option("--no-sessions", help="Skip the sessions.")] = False,
+    start: Annotated[
+        str | None, typer.Option("--start", help="First price origin day, YYYY-MM-DD (UTC).")
+    ] = None,
+    end: Annotated[
+        str | None, typer.Option("--end", help="Last price origin day, YYYY-MM-DD (UTC).")
+    ] = None,
+    session_start: Annotated[
+        str | None, typer.Option("--session-start", help="First session day (local).")
+    ] = None,
+    session_end: Annotated[
+        str | None, typer.Option("--session-end", help="Last session day (local).")
+    ] = None,
+    horizon_hours: Annotated[
+        int, typer.Option("--horizon-hours", help="Hours forecast from each origin, 1 to 336.")
+    ] = 48,
+    window_weeks: Annotated[
+        int, typer.Option("--window-weeks", help="Weeks each price regression is fitted on.")
+    ] = 8,
+    price_timezone: Annotated[
+        str, typer.Option("--price-timezone", help="The market's zone.")
+    ] = "Europe/Amsterdam",
+    session_timezone: Annotated[
+        str, typer.Option("--session-timezone", help="The fleet's zone.")
+    ] = "America/Los_Angeles",
+    quantiles: Annotated[
+        str, typer.Option("--quantiles", help="Comma-separated levels in (0, 1).")
+    ] = "0.1,0.5,0.9",
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="JSON results file.")] = Path(
+        "var/backtest.json"
+    ),
+    as_json: Annotated[bool, typer.Option("--json", help="Print only the JSON on stdout.")] = False,
+) -> None:
+    """Backtest the price and session forecasts against seasonal naive baselines (MAE, pinball).
+
+    Rolling origin: prices every day at 00:00 UTC for the next --horizon-hours, sessions every
+    local day; see docs/forecasting.md.
+    """
+    from aggregator.backtest import BacktestError, BacktestOptions, run_backtests, tables
+
+    try:
+        levels = tuple(float(q) for q in quantiles.split(","))
+    except ValueError:
+        raise _fail(
+            f"--quantiles: {quantiles!r} is not a comma-separated list of numbers"
+        ) from None
+    if any(not 0 < q < 1 for q in levels):
+        raise _fail(f"--quantiles: every level must lie strictly between 0 and 1, got {quantiles}")
+    if no_prices and no_sessions:
+        raise _fail("--no-prices and --no-sessions: nothing left to backtest")
+    for option, path, skipped in (
+        ("--prices", prices, no_prices),
+        ("--sessions", sessions, no_sessions),
+    ):
+        if not skipped and not path.is_file():
+            raise _fail(f"{option}: {path}: no such file")
+    options = BacktestOptions(
+        prices=None if no_prices else prices,
+        sessions=None if no_sessions else sessions,
+        start=_day("--start", start),
+        end=_day("--end", end),
+        session_start=_day("--session-start", session_start),
+        session_end=_day("--session-end", session_end),
+        horizon_hours=horizon_hours,
+        window_weeks=window_weeks,
+        price_timezone=price_timezone,
+        session_timezone=session_timezone,
+        quantiles=levels,
+    )
+    if out is not None:
+        _prepare_out_dir(out.parent)
+    from rich.progress import Progress
+
+    with Progress(console=Console(stderr=True), transient=True, disable=as_json) as bar:
+        task = bar.add_task("price origins", total=None)
+
+        def progress(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        try:
+            report = run_backtests(options, progress)
+        except BacktestError as err:
+            raise _fail(str(err)) from None
+    text = report.to_json(options)
+    if out is not None:
+        try:
+            out.write_text(text)
+        except OSError as err:
+            raise _fail(f"{out}: cannot write: {err.strerror or err}", code=1) from None
+    if as_json:
+        sys.stdout.write(text)
+        return
+    console = Console()
+    for table in tables(report):
+        console.print(table)
+    for note in report.price_notes:
+        console.print(f"prices normalised: {note}", highlight=False)
+    if out is not None:
+        console.print(f"wrote {out}", highlight=False)
 
 
 def main() -> None:
