@@ -11,16 +11,28 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pandas as pd
 import uvicorn
 
 from aggregator.api import ApiContext, create_app
 from aggregator.api.auth import new_token, token_sha256
 from aggregator.api.context import ReadyCheck
-from aggregator.domain import Account, EventRecord, Fleet, FleetProblem, OptChoice, Prices, TimeGrid
+from aggregator.domain import (
+    Account,
+    EventRecord,
+    Fleet,
+    FleetProblem,
+    OptChoice,
+    Prices,
+    TimeGrid,
+    ValidationError,
+)
 from aggregator.ports import Clock, EnvelopeCalculator, ForecastSource, Planner, Repository
 from aggregator.runtime import AggregatorRuntime
 from aggregator.scenario import load_scenario
+from aggregator.scenario.errors import DataError
 from aggregator.scenario.forecasts import ScenarioForecasts
+from aggregator.scenario.prices import read_price_csv
 from aggregator.services.control import ControlSettings, FleetController
 from aggregator.services.departures import apply_recurring
 from aggregator.services.events import EventLifecycle
@@ -31,6 +43,7 @@ from aggregator.services.reporting import TelemetryReports
 from aggregator.services.settlement import EventSettlements, SettlementSettings
 from aggregator.settings import (
     ApiConfig,
+    ForecastConfig,
     MqttConfig,
     OpenAdrConfig,
     PlanningConfig,
@@ -53,6 +66,7 @@ from connectors.sql.settlements import SqlSettlementStore
 from connectors.sql.timeseries import SqlTimeSeriesStore
 from models.envelope import EnvelopeModel
 from models.feasibility import EnvelopeFeasibility, plan_baseline
+from models.forecast import PriceForecaster, QuantilePriceForecasts
 from models.planner import PlannerSettings, PyomoPlanner
 from models.settlement import MeterBaselineConfig
 from models.settlement.event import SettlerConfig, TelemetrySettler
@@ -198,6 +212,7 @@ async def start_service(
     vtn = checked_openadr(settings.openadr) if settings.openadr is not None else None
     if scenario is None and settings.fleet is not None:
         scenario = load_scenario(settings.fleet)
+    forecast = price_forecast(settings.forecast, scenario) if settings.forecast else None
     repo = await asyncio.to_thread(open_repository, settings.database_url)
     try:
         recorder = open_recorder(settings.timeseries, repo)
@@ -207,6 +222,8 @@ async def start_service(
     if scenario is not None:
         await asyncio.to_thread(seed_from_scenario, repo, scenario, clock.now())
     base: ForecastSource = ScenarioForecasts(scenario) if scenario else FlatForecasts()
+    if forecast is not None:
+        base = forecast(base)
     dr_events = SqlDrEventStore(repo)
     forecasts = EventPriceOverlay(base, dr_events)
     broker = None
@@ -292,6 +309,44 @@ def open_recorder(config: TimeSeriesConfig, repo: SqlRepository) -> TimeSeriesRe
     except (BufferInUseError, OSError) as exc:
         raise StartupError(f"timeseries.buffer_dir: {exc}") from exc
     return TimeSeriesRecorder(influx)
+
+
+def price_forecast(
+    config: ForecastConfig, scenario: FleetProblem | None
+) -> Callable[[ForecastSource], ForecastSource]:
+    """Prices where published (the history file, and the fleet file's own where it has them),
+    the price forecaster's ``price_quantile`` beyond, the given source further out or before
+    (docs/forecasting.md). Fitted now: a bad file is a StartupError before anything opens."""
+    try:
+        published = read_price_csv(config.history_csv, str(config.history_csv), config.column)
+    except DataError as exc:
+        raise StartupError(f"forecast.history_csv: {exc}") from exc
+    published_end = published.index[-1] + pd.Series(published.index).diff().median()
+    if scenario is not None:
+        starts = pd.DatetimeIndex(list(scenario.grid.slot_starts()))
+        own = pd.Series(scenario.prices.import_per_mwh, index=starts)
+        published = own.combine_first(published)
+        published_end = max(published_end, pd.Timestamp(scenario.grid.end))
+    forecaster = PriceForecaster(
+        window_weeks=config.window_weeks,
+        timezone=config.timezone,
+        max_horizon_days=config.max_horizon_days,
+    )
+    try:
+        forecaster.fit(published.resample("1h").mean().dropna())
+    except ValidationError as exc:
+        raise StartupError(f"forecast.history_csv: {config.history_csv}: {exc}") from exc
+
+    def wrap(base: ForecastSource) -> ForecastSource:
+        return QuantilePriceForecasts(
+            published,
+            forecaster,
+            base,
+            quantile=config.price_quantile,
+            published_end=published_end,
+        )
+
+    return wrap
 
 
 def recurring_departures(repo: SqlRepository, accounts: SqlAccounts) -> Callable[[datetime], int]:
