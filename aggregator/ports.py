@@ -245,8 +245,9 @@ class TimeSeriesStore(Protocol):
     """Series for dashboards and notebooks (docs/timeseries.md): SQL or InfluxDB.
 
     ``write`` never blocks and never raises on an outage: points are queued, written in
-    batches, and kept (bounded) while the backend is away; ``dropped`` counts points lost to
-    a full buffer. ``query`` returns a pandas DataFrame (typed ``Any`` here: ports import no
+    batches, and kept (bounded) while the backend is away; ``dropped`` counts points lost (a
+    full buffer, points the backend refuses as invalid, writes after ``close``). ``query``
+    returns a pandas DataFrame (typed ``Any`` here: ports import no
     third-party package) with a UTC DatetimeIndex named ``ts``, one column per field and tag.
     """
 
