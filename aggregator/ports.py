@@ -247,8 +247,8 @@ class TimeSeriesStore(Protocol):
     ``write`` never blocks and never raises on an outage: points are queued, written in
     batches, and kept (bounded) while the backend is away; ``dropped`` counts points lost (a
     full buffer, points the backend refuses as invalid, writes after ``close``). ``query``
-    returns a pandas DataFrame (typed ``Any`` here: ports import no
-    third-party package) with a UTC DatetimeIndex named ``ts``, one column per field and tag.
+    returns a pandas DataFrame (typed ``Any`` here: ports import no third-party package)
+    with a UTC DatetimeIndex named ``ts``, one column per field and tag.
     """
 
     def write(self, points: Sequence[Point]) -> None: ...
