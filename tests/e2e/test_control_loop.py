@@ -107,6 +107,8 @@ def test_site_falls_back_to_safe_power_when_the_aggregator_stops(tmp_path: Path)
             if service.api is not None:
                 await service.api.stop()
             await service.runtime.stop()
+            if service.recorder is not None:
+                await asyncio.to_thread(service.recorder.close)
             await asyncio.to_thread(service.connector.stop)
             last = max(sp.valid_until for sp in sim.applied_setpoints() if sp.charger_id == "c0")
             await asyncio.sleep((last - clock.now()).total_seconds() + 1.5)
