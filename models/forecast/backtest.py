@@ -100,7 +100,7 @@ def compare(
 
 
 class _Forecaster(Protocol):
-    def fit(self, history: pd.Series) -> Any: ...
+    def fit(self, history: pd.Series, until: pd.Timestamp | None = None) -> Any: ...
 
     def predict(self, index: pd.DatetimeIndex, quantiles: Sequence[float]) -> pd.DataFrame: ...
 
@@ -182,7 +182,7 @@ def backtest_series(
         history = pd.Series(values[lo:hi], index=times[lo:hi])
         targets = pd.date_range(o, o + horizon - step, freq=step)
         try:
-            model = make_model().fit(history)
+            model = make_model().fit(history, o)
             predicted = model.predict(targets, levels)
         except ValidationError as exc:
             skipped.append(f"{o.isoformat()}: {exc}")

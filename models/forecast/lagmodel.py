@@ -84,8 +84,8 @@ class LagQuantileModel:
     def week(self) -> int:
         return 7 * self.per_day
 
-    def fit(self, history: pd.Series) -> LagQuantileModel:
-        y, t0 = self._regular(history)
+    def fit(self, history: pd.Series, until: pd.Timestamp | None = None) -> LagQuantileModel:
+        y, t0 = self._regular(history, until)
         self._y = y
         self._cs = np.concatenate(([0.0], np.cumsum(y)))
         self._t0 = t0
@@ -110,8 +110,11 @@ class LagQuantileModel:
             raise ValidationError(self.entity, "fit", "not fitted yet")
         return self._t0 + self.step * len(self._y)
 
-    def _regular(self, history: pd.Series) -> tuple[Array, pd.Timestamp]:
-        """The history on its full step grid, short gaps held, cut after the last long gap."""
+    def _regular(
+        self, history: pd.Series, until: pd.Timestamp | None
+    ) -> tuple[Array, pd.Timestamp]:
+        """The history on its full step grid up to ``until`` (default: its last slot), short
+        gaps held, cut after the last long gap."""
         entity, step = self.entity, self.step
         if not isinstance(history, pd.Series):
             raise ValidationError(entity, "history", "must be a pandas Series")
@@ -136,7 +139,18 @@ class LagQuantileModel:
         values = values[np.isfinite(values.to_numpy())]
         if values.empty:
             raise ValidationError(entity, "history", "has no finite values")
-        full = values.reindex(pd.date_range(values.index[0], values.index[-1], freq=step))
+        last = values.index[-1]
+        if until is not None:
+            end = pd.Timestamp(until)
+            if end.tzinfo is None or end != end.floor(step) or end <= last:
+                raise ValidationError(
+                    entity,
+                    "until",
+                    f"must be an aware time on the {_span(step)} grid after the last value "
+                    f"{last.isoformat()}, got {end.isoformat()}",
+                )
+            last = end - step
+        full = values.reindex(pd.date_range(values.index[0], last, freq=step))
         keep = self.window_weeks * self.week + (self.max_horizon_days + 1) * self.per_day
         keep += 2 * self.week
         full = full.iloc[-keep:]

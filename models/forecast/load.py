@@ -31,8 +31,9 @@ class LoadForecaster:
         self.max_horizon_days = max_horizon_days
         self._models: dict[str, LagQuantileModel] = {}
 
-    def fit(self, history: pd.DataFrame) -> LoadForecaster:
-        """Fit one model per column (site id) of ``history`` [kW]. Returns ``self``."""
+    def fit(self, history: pd.DataFrame, until: pd.Timestamp | None = None) -> LoadForecaster:
+        """Fit one model per column (site id) of ``history`` [kW]. ``until``: the first slot
+        not known (default: the slot after the last row). Returns ``self``."""
         if not isinstance(history, pd.DataFrame) or history.columns.empty:
             raise ValidationError("load forecast", "history", "needs one column per site id")
         index = pd.DatetimeIndex(history.index)
@@ -46,7 +47,7 @@ class LoadForecaster:
                 timezone=self.timezone,
                 max_horizon_days=self.max_horizon_days,
             )
-            models[str(site)] = model.fit(history[site])
+            models[str(site)] = model.fit(history[site], until)
         self._models = models
         return self
 

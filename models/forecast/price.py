@@ -36,14 +36,17 @@ class PriceForecaster:
             max_horizon_days=max_horizon_days,
         )
 
-    def fit(self, history: pd.Series) -> PriceForecaster:
+    def fit(self, history: pd.Series, until: pd.Timestamp | None = None) -> PriceForecaster:
         """Fit on hourly prices [currency/MWh] indexed by hour start (aware UTC).
+
+        ``until``: the forecast origin, the first hour not known (default: the hour after the
+        last price); missing hours before it are held like any gap.
 
         The history must cover ``window_weeks`` weeks plus one week of lags. Up to six missing
         hours in a row are filled by holding the previous price; a longer gap in the part used
         is a ``ValidationError``. Returns ``self``.
         """
-        self._model.fit(history)
+        self._model.fit(history, until)
         return self
 
     @property

@@ -145,3 +145,17 @@ def test_the_fit_does_not_look_at_the_future(prices) -> None:
     b = PriceForecaster().fit(tampered[tampered.index < origin]).predict(index)
 
     pd.testing.assert_frame_equal(a, b)
+
+
+def test_until_sets_the_origin_and_holds_missing_last_hours(prices) -> None:
+    # The source file lacks 2023-12-30T23:00Z: a forecast from midnight still starts there.
+    history = prices[prices.index < "2023-12-31"]
+    assert history.index[-1] == pd.Timestamp("2023-12-30T22:00Z")
+    f = PriceForecaster().fit(history, until=pd.Timestamp("2023-12-31T00:00Z"))
+
+    assert f.origin == pd.Timestamp("2023-12-31T00:00Z")
+    assert len(f.predict(pd.date_range(f.origin, periods=7 * 24, freq="h"))) == 7 * 24
+    with pytest.raises(ValidationError, match="until: must be an aware time on the 1 h grid"):
+        PriceForecaster().fit(history, until=pd.Timestamp("2023-12-30T22:00Z"))
+    with pytest.raises(ValidationError, match="no values from 2023-12-30T23:00:00"):
+        PriceForecaster().fit(history, until=pd.Timestamp("2024-01-02T00:00Z"))
