@@ -118,7 +118,10 @@ def test_the_default_price_file_is_the_one_beside_the_repository(full_prices, tm
     here = Path.cwd()
     os.chdir(ROOT)
     try:
-        result = _invoke("--start", "2024-12-01", "--end", "2024-12-02", "--no-sessions", "--json")
+        out = str(tmp_path / "b.json")
+        result = _invoke(
+            "--start", "2024-12-01", "--end", "2024-12-02", "--no-sessions", "--json", "--out", out
+        )
     finally:
         os.chdir(here)
     assert result.exit_code == 0, result.output
