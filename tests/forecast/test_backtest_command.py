@@ -55,7 +55,10 @@ def test_backtest_prints_tables_and_writes_json(tmp_path: Path) -> None:
 
 
 def test_json_only_on_stdout(tmp_path: Path) -> None:
-    result = _invoke(*SLICE, "--no-sessions", "--json", "--quantiles", "0.25,0.5,0.75")
+    out = str(tmp_path / "b.json")
+    result = _invoke(
+        *SLICE, "--no-sessions", "--json", "--quantiles", "0.25,0.5,0.75", "--out", out
+    )
 
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
