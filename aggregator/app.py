@@ -23,6 +23,7 @@ from aggregator.domain import (
     Fleet,
     FleetProblem,
     OptChoice,
+    Plan,
     Prices,
     TimeGrid,
     ValidationError,
@@ -46,6 +47,7 @@ from aggregator.settings import (
     ForecastConfig,
     MqttConfig,
     OpenAdrConfig,
+    OscpConfig,
     PlanningConfig,
     RuntimeSettings,
     SettlementConfig,
@@ -59,6 +61,7 @@ from connectors.openadr.reports import telemetry_reports
 from connectors.openadr.tls import check_security
 from connectors.openadr.translate import OpenAdrTranslateError, event_from_oadr
 from connectors.openadr.ven import Ven, VenSettings
+from connectors.oscp.provider import OscpProvider, OscpSettings
 from connectors.sql import SqlRepository, open_repository
 from connectors.sql.accounts import SqlAccounts
 from connectors.sql.dr_events import SqlDrEventStore
@@ -142,10 +145,13 @@ class Service:
     api: ApiServer | None = None
     accounts: SqlAccounts | None = None
     recorder: TimeSeriesRecorder | None = None
+    oscp: OscpProvider | None = None
 
     async def stop(self) -> None:
         if self.api is not None:
             await self.api.stop()
+        if self.oscp is not None:
+            await self.oscp.stop()
         if self.ven is not None:
             await self.ven.stop()
         await self.runtime.stop()
@@ -267,6 +273,12 @@ async def start_service(
         )
         runtime.settlements = service.settlements
         await service.ven.start()
+    if settings.oscp is not None:  # grid capacity from the DSO (docs/oscp.md)
+        try:
+            service.oscp = await start_oscp(settings.oscp, service, clock)
+        except StartupError:
+            await service.stop()
+            raise
     service.accounts = SqlAccounts(repo)
     runtime.recurring = recurring_departures(repo, service.accounts)
     if settings.api.enabled:
@@ -564,6 +576,47 @@ def start_ven(
 
     ven.on_event_list = on_event_list
     return lifecycle, ven
+
+
+def oscp_settings(config: OscpConfig) -> OscpSettings:
+    return OscpSettings(
+        our_token=config.token.get_secret_value(),
+        cp_token=config.cp_token.get_secret_value(),
+        groups={group: tuple(sites) for group, sites in config.groups.items()},
+        host=config.host,
+        port=config.port,
+        public_url=config.public_url,
+        cp_url=config.cp_url.rstrip("/") if config.cp_url else None,
+        heartbeat_interval_s=config.heartbeat_interval_s,
+        measurement_interval_s=config.measurement_interval_s,
+        adjust_check_s=config.adjust_check_s,
+        voltage_v=config.voltage_v,
+        phases=config.phases,
+    )
+
+
+async def start_oscp(config: OscpConfig, service: Service, clock: Clock) -> OscpProvider:
+    """The OSCP flexibility provider: forecasts become grid-event caps (docs/oscp.md)."""
+    known = {s.site_id for s in service.controller.fleet.sites}
+    for group, sites in config.groups.items():
+        unknown = sorted(set(sites) - known)
+        if unknown:
+            raise StartupError(f"oscp.groups.{group}: unknown site(s) {', '.join(unknown)}")
+    controller = service.controller
+
+    def latest_plan() -> Plan | None:
+        return controller.current.plan if controller.current is not None else None
+
+    provider = OscpProvider(
+        oscp_settings(config), service.repo, clock, service.runtime.request_replan, latest_plan
+    )
+    try:
+        await provider.start()
+    except OSError as exc:
+        raise StartupError(
+            f"oscp.port: cannot listen on {config.host}:{config.port}: {exc.strerror or exc}"
+        ) from exc
+    return provider
 
 
 def create_operator(database_url: str, account_id: str, name: str = "") -> str:

@@ -207,6 +207,35 @@ class TimeSeriesConfig(BaseModel):
         return self
 
 
+class OscpConfig(BaseModel):
+    """The OSCP 2.0 flexibility provider (docs/oscp.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    host: str = Field("127.0.0.1", description="our OSCP listen address")
+    port: int = Field(9300, ge=0, le=65535, description="our OSCP port; 0 = any free port")
+    public_url: str | None = Field(
+        None, description="our base URL as the capacity provider reaches it (default: bound)"
+    )
+    cp_url: str | None = Field(
+        None, description="the capacity provider's base URL, e.g. https://dso/oscp/cp/2.0"
+    )
+    token: SecretStr = Field(
+        description="the capacity provider calls us with it; AGGREGATOR_OSCP__TOKEN"
+    )
+    cp_token: SecretStr = Field(
+        description="we call the capacity provider with it; AGGREGATOR_OSCP__CP_TOKEN"
+    )
+    groups: dict[str, list[str]] = Field(
+        default_factory=dict, description="OSCP group id -> our site ids"
+    )
+    heartbeat_interval_s: float = Field(60.0, gt=0, description="unless the provider asks")
+    measurement_interval_s: float = Field(300.0, gt=0, description="UpdateGroupMeasurements")
+    adjust_check_s: float = Field(60.0, gt=0, description="how often the plan is checked")
+    voltage_v: float = Field(230.0, gt=0, description="phase voltage for capacities in A")
+    phases: int = Field(3, ge=1, le=3, description="phases of the group's connection")
+
+
 class RuntimeSettings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="AGGREGATOR_", env_nested_delimiter="__", extra="forbid"
@@ -227,6 +256,7 @@ class RuntimeSettings(BaseSettings):
     timeseries: TimeSeriesConfig = TimeSeriesConfig()
     forecast: ForecastConfig | None = None
     log_level: str = "INFO"
+    oscp: OscpConfig | None = None
 
     @classmethod
     def settings_customise_sources(
