@@ -41,11 +41,13 @@ from aggregator.services.planning import PlanningResult, plan_fleet
 from aggregator.services.pricing import EventPriceOverlay
 from aggregator.services.recording import TimeSeriesRecorder
 from aggregator.services.reporting import TelemetryReports
+from aggregator.services.routing import RoutingSink
 from aggregator.services.settlement import EventSettlements, SettlementSettings
 from aggregator.settings import (
     ApiConfig,
     ForecastConfig,
     MqttConfig,
+    OcppConfig,
     OpenAdrConfig,
     OscpConfig,
     PlanningConfig,
@@ -56,6 +58,7 @@ from aggregator.settings import (
 from connectors.influxdb import BufferInUseError, InfluxTimeSeriesStore
 from connectors.mqtt.broker import EmbeddedBroker
 from connectors.mqtt.client import MqttConnector, MqttSettings
+from connectors.ocpp import OcppCentralSystem, OcppChargerSettings, OcppSettings
 from connectors.openadr.mapping import OpenAdrConfigError, OpenAdrMapping
 from connectors.openadr.reports import telemetry_reports
 from connectors.openadr.tls import check_security
@@ -146,12 +149,15 @@ class Service:
     accounts: SqlAccounts | None = None
     recorder: TimeSeriesRecorder | None = None
     oscp: OscpProvider | None = None
+    ocpp: OcppCentralSystem | None = None
 
     async def stop(self) -> None:
         if self.api is not None:
             await self.api.stop()
         if self.oscp is not None:
             await self.oscp.stop()
+        if self.ocpp is not None:
+            await self.ocpp.stop()
         if self.ven is not None:
             await self.ven.stop()
         await self.runtime.stop()
@@ -202,6 +208,28 @@ def mqtt_settings(config: MqttConfig, url: str) -> MqttSettings:
         tls_cert=str(config.tls_cert) if config.tls_cert else None,
         tls_key=str(config.tls_key) if config.tls_key else None,
         protocol=config.protocol,
+    )
+
+
+def ocpp_settings(config: OcppConfig) -> OcppSettings:
+    return OcppSettings(
+        host=config.host,
+        port=config.port,
+        chargers={
+            cp_id: OcppChargerSettings(
+                charger_id=c.charger_id or cp_id,
+                unit=c.unit,
+                voltage=c.voltage,
+                phases=c.phases,
+                safe_limit_kw=c.safe_limit_kw,
+                bidirectional=c.bidirectional,
+                password=c.password.get_secret_value() if c.password else None,
+            )
+            for cp_id, c in config.chargers.items()
+        },
+        security_profile=config.security_profile,
+        ping_interval_s=config.ping_interval_s,
+        response_timeout_s=config.response_timeout_s,
     )
 
 
@@ -264,8 +292,23 @@ async def start_service(
     connector = MqttConnector(mqtt_settings(config, url), runtime, clock=clock)
     runtime.sink = connector
     await asyncio.to_thread(connector.start)
+    ocpp = None
+    if settings.ocpp is not None:  # chargers that speak OCPP to us (docs/ocpp.md)
+        sites = {c.charger_id: c.site_id for c in controller.fleet.chargers}
+        ocpp = OcppCentralSystem(ocpp_settings(settings.ocpp), runtime, sites, clock=clock)
+        runtime.sink = RoutingSink(ocpp, connector)
     await runtime.start()
     service = Service(runtime, controller, repo, connector, broker, url, recorder=recorder)
+    if ocpp is not None:
+        try:
+            await ocpp.start()
+        except OSError as exc:
+            await service.stop()
+            raise StartupError(
+                f"ocpp.port: cannot listen on {ocpp.settings.host}:{ocpp.settings.port}: "
+                f"{exc.strerror or exc}"
+            ) from exc
+        service.ocpp = ocpp
     if settings.openadr is not None and vtn is not None:
         service.events, service.ven = start_ven(settings.openadr, vtn, service, clock, dr_events)
         service.settlements = event_settlements(

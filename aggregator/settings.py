@@ -36,6 +36,36 @@ class MqttConfig(BaseModel):
     embedded_port: int = Field(1883, ge=0, le=65535, description="port of the embedded broker")
 
 
+class OcppChargerConfig(BaseModel):
+    """One OCPP charge point (docs/ocpp.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    charger_id: str | None = Field(None, description="our charger id; default: the key")
+    unit: Literal["W", "A"] = Field("W", description="charging profile unit the charger takes")
+    voltage: float = Field(230.0, gt=0, description="for unit A: phase voltage")
+    phases: int = Field(3, ge=1, le=3, description="for unit A: phases used")
+    safe_limit_kw: float = Field(0.0, ge=0, description="default profile sent at boot")
+    bidirectional: bool = Field(False, description="OCPP 2.1 V2X: takes discharge setpoints")
+    password: SecretStr | None = Field(None, description="security profile 1: basic auth")
+
+
+class OcppConfig(BaseModel):
+    """The OCPP central system for chargers that talk to us directly (docs/ocpp.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    host: str = Field("127.0.0.1", description="listen address")
+    port: int = Field(9000, ge=0, le=65535, description="0 = any free port")
+    chargers: dict[str, OcppChargerConfig] = Field(
+        default_factory=dict,
+        description="by charge point id; a fleet charger not listed connects under its own id",
+    )
+    security_profile: Literal[0, 1] = Field(0, description="0: none; 1: basic auth")
+    ping_interval_s: float = Field(60.0, gt=0, lt=90, description="websocket ping period")
+    response_timeout_s: float = Field(10.0, gt=0, description="CALL answer timeout")
+
+
 class PlanningConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -255,6 +285,7 @@ class RuntimeSettings(BaseSettings):
     api: ApiConfig = ApiConfig()
     timeseries: TimeSeriesConfig = TimeSeriesConfig()
     forecast: ForecastConfig | None = None
+    ocpp: OcppConfig | None = None
     log_level: str = "INFO"
     oscp: OscpConfig | None = None
 
