@@ -89,7 +89,10 @@ class CapacityProvider:
         return [data for n, data, _ in list(self.received) if n == name]
 
     def wait_for(
-        self, name: str, pred: Callable[[dict[str, Any]], bool] = lambda _: True, timeout: float = 20
+        self,
+        name: str,
+        pred: Callable[[dict[str, Any]], bool] = lambda _: True,
+        timeout: float = 20,
     ) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -50,7 +50,9 @@ def test_registration_handshake_and_heartbeat_both_ways(oscp_service: Running) -
     assert all(h["Authorization"] == f"Token {CP_TOKEN}" for _, _, h in cp.received)
 
     # A wrong token, or none, is refused before anything is read.
-    assert cp.call("heartbeat", {"offline_mode_at": iso(datetime.now(UTC))}, "nope").status_code == 401
+    assert (
+        cp.call("heartbeat", {"offline_mode_at": iso(datetime.now(UTC))}, "nope").status_code == 401
+    )
     assert cp.fp_url is not None
     bearer = httpx.post(
         f"{cp.fp_url}/heartbeat", json={}, headers={"Authorization": f"Bearer {FP_TOKEN}"}
@@ -78,3 +80,142 @@ def test_registration_handshake_and_heartbeat_both_ways(oscp_service: Running) -
     n = len(cp.messages("heartbeat"))
     cp.wait_for("heartbeat", lambda _: len(cp.messages("heartbeat")) > n + 2)
     assert cp.received[-1][2]["Authorization"] == "Token cp-token-2"
+
+
+def test_capacity_forecast_becomes_plan_limits(oscp_service: Running) -> None:
+    r, cp = oscp_service, oscp_service.cp
+    cp.wait_for("handshake")
+    # v0 (no departure constraint: 8 h stay, target 0.8) needs 24 kWh; alone at 10 kW.
+    r.plug("c0", "v0", 0.2)
+    r.wait(
+        lambda: (
+            r.service.controller.current is not None
+            and bool(r.service.controller.current.plan.schedules)
+        )
+    )
+
+    # 8 kW for the group (base load 2 kW included): 6 kW left for v0, still enough.
+    assert cp.call("update_group_capacity_forecast", forecast(8.0)).status_code == 204
+    assert oscp_events(r) == {f"oscp/{GROUP}/0": ("active", 8.0)}
+
+    def capped() -> bool:
+        current = r.service.controller.current
+        return current is not None and any(
+            e.event_id == f"oscp/{GROUP}/0" for e in current.plan.events
+        )
+
+    r.wait(capped)
+    plan = r.on_loop(lambda: r.service.controller.current).plan  # type: ignore[union-attr]
+    (result,) = plan.events
+    assert max(result.planned_import_kw) <= 8.0 + 1e-6
+    assert max(plan.site_power_kw["depot"][s] for s in result.slots) <= 8.0 + 1e-6
+    assert plan.total_shortfall_kwh < 1e-6
+    assert not cp.messages("adjust_group_capacity_forecast")
+
+    # A new forecast replaces the old one: two blocks in amperes (16 A x 230 V x 3 = 11.04 kW).
+    start = datetime.now(UTC)
+    blocks = [
+        {"capacity": 16, "phase": "ALL", "unit": "A", "start_time": iso(start),
+         "end_time": iso(start + timedelta(hours=1))},
+        {"capacity": 9, "phase": "ALL", "unit": "KW", "start_time": iso(start + timedelta(hours=1)),
+         "end_time": iso(start + timedelta(hours=3))},
+    ]  # fmt: skip
+    body = {"group_id": GROUP, "type": "CONSUMPTION", "forecasted_blocks": blocks}
+    assert cp.call("update_group_capacity_forecast", body).status_code == 204
+    events = oscp_events(r)
+    assert events[f"oscp/{GROUP}/0"][0] == "active"
+    assert abs(events[f"oscp/{GROUP}/0"][1] - 11.04) < 1e-9  # type: ignore[operator]
+    assert events[f"oscp/{GROUP}/1"] == ("active", 9.0)
+
+    # Fewer blocks than before: the extra one is cancelled.
+    assert cp.call("update_group_capacity_forecast", forecast(8.0)).status_code == 204
+    assert oscp_events(r) == {
+        f"oscp/{GROUP}/0": ("active", 8.0),
+        f"oscp/{GROUP}/1": ("cancelled", 9.0),
+    }
+
+
+def test_adjust_requested_when_the_fleet_needs_more(oscp_service: Running) -> None:
+    r, cp = oscp_service, oscp_service.cp
+    cp.wait_for("handshake")
+    r.plug("c0", "v0", 0.2)
+    r.plug("c1", "v1", 0.2)
+    # Without departure constraints both stay 8 h and want 0.8: 48 kWh. 4 kW for the group
+    # for 10 h, 2 kW of it base load, leaves 16 kWh: the plan needs more.
+    assert cp.call("update_group_capacity_forecast", forecast(4.0, hours=10)).status_code == 204
+    adjust = cp.wait_for("adjust_group_capacity_forecast")
+    assert adjust["group_id"] == GROUP and adjust["type"] == "CONSUMPTION"
+    asked = adjust["forecasted_blocks"]
+    assert asked and all(b["unit"] == "KW" and b["phase"] == "ALL" for b in asked)
+    assert all(b["capacity"] > 4.0 for b in asked)
+    # It asks for what the plan would import, within the site's 20 kW connection.
+    assert max(b["capacity"] for b in asked) <= 20.0 + 0.1
+
+
+def test_measurements_from_stored_telemetry(oscp_service: Running) -> None:
+    r, cp = oscp_service, oscp_service.cp
+    cp.wait_for("handshake")
+    now = datetime.now(UTC)
+    from aggregator.domain import Telemetry
+
+    readings = [
+        Telemetry("depot", "c2", now - timedelta(seconds=1), 7.2, True, "v2", 0.3),
+        Telemetry("depot", "c2", now + timedelta(seconds=1), 7.2, True, "v2", 0.3),
+    ]
+    for t in readings:
+        r.on_loop(lambda t=t: r.service.runtime.on_telemetry("t", t))  # type: ignore[misc]
+
+    def has_import(m: dict[str, object]) -> bool:
+        rows = m["measurements"]
+        assert isinstance(rows, list)
+        return any(x["direction"] == "IMPORT" and x["value"] > 0 for x in rows)
+
+    msg = cp.wait_for("update_group_measurements", has_import)
+    assert msg["group_id"] == GROUP
+    (imported,) = [x for x in msg["measurements"] if x["direction"] == "IMPORT"]  # type: ignore[union-attr]
+    assert imported["unit"] == "KWH" and imported["phase"] == "ALL"
+    # Never more than 7.2 kW over the window the message covers.
+    t0 = datetime.fromisoformat(imported["initial_measure_time"])
+    t1 = datetime.fromisoformat(imported["last_measured_time"])
+    assert imported["value"] <= 7.2 * (t1 - t0).total_seconds() / 3600 + 1e-6
+
+
+BAD = [
+    ("{not json", "(body)", "not JSON"),
+    ('{"group_id": "depot-group", "type": "CONSUMPTION"}', "forecasted_blocks", "required"),
+    ('{"group_id": "depot-group", "type": "LOTS", "forecasted_blocks": []}', "type", "Input"),
+]
+
+
+def test_bad_input_is_refused_and_changes_nothing(oscp_service: Running) -> None:
+    r, cp = oscp_service, oscp_service.cp
+    cp.wait_for("handshake")
+    assert cp.call("update_group_capacity_forecast", forecast(8.0)).status_code == 204
+    before = oscp_events(r)
+    for body, field, reason in BAD:
+        resp = cp.call("update_group_capacity_forecast", body)
+        assert resp.status_code == 400, body
+        detail = resp.json()["detail"]
+        assert any(d["field"] == field and reason in d["reason"] for d in detail), detail
+    cases = {
+        "forecasted_blocks.0.capacity": forecast(-1.0),
+        "forecasted_blocks.0.unit": forecast(5.0, unit="MW"),
+        "forecasted_blocks.0.end_time": forecast(5.0, end_time="tomorrow"),
+        "forecasted_blocks.0.start_time": forecast(5.0, start_time="2024-05-14T10:00:00"),
+        "forecasted_blocks.0": forecast(5.0, end_time="2000-01-01T00:00:00Z"),
+        "forecasted_blocks.0.colour": forecast(5.0, colour="red"),
+        "group_id": forecast(5.0) | {"group_id": "elsewhere"},
+    }
+    for field, body in cases.items():
+        resp = cp.call("update_group_capacity_forecast", body)
+        assert resp.status_code == 400, (field, resp.text)
+        fields = [d["field"] for d in resp.json()["detail"]]
+        assert field in fields, (field, resp.json())
+    bad_hb = cp.call("heartbeat", {"offline_mode_at": "soon"})
+    assert bad_hb.status_code == 400
+    assert bad_hb.json()["detail"][0]["field"] == "offline_mode_at"
+    reg = cp.call("register", {"token": "x", "version_url": [{"version": "1.0", "base_url": "u"}]})
+    assert reg.status_code == 400 and reg.json()["detail"][0]["field"] == "version_url"
+    wrong = cp.call("update_group_capacity_forecast", forecast(1.0), token="wrong")
+    assert wrong.status_code == 401
+    assert oscp_events(r) == before
