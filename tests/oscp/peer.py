@@ -39,7 +39,7 @@ class CapacityProvider:
             def log_message(self, *args: Any) -> None:
                 pass
 
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 name = self.path.removeprefix(CP_PATH + "/")
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 scheme, _, token = self.headers.get("Authorization", "").partition(" ")
