@@ -118,8 +118,8 @@ def envelope_bounds(cp: CompiledProblem) -> tuple[FloatArray, FloatArray]:
     # Headroom kept within what the chargers can do: if base load alone breaks the import
     # limit, unidirectional chargers can only pause (0), not "discharge" to make up for it.
     phys_min, phys_max = -per_site(cp.pd_ub_kw), per_site(cp.pc_ub_kw)
-    lo = np.clip(-cp.export_limit_kw[:, None] - cp.net_base_kw, phys_min, phys_max)
-    hi = np.clip(cp.import_limit_kw[:, None] - cp.net_base_kw, phys_min, phys_max)
+    lo = np.clip(-cp.export_limit_kw - cp.net_base_kw, phys_min, phys_max)
+    hi = np.clip(cp.import_limit_kw - cp.net_base_kw, phys_min, phys_max)
     # Clipping both into [lo, hi] keeps min <= max; when the fleet's own need and the site
     # limit conflict, the site limit wins (as in the planner's penalty ladder).
     min_kw = np.clip(site_min, lo, hi).sum(axis=0)

@@ -115,7 +115,7 @@ def heuristic_powers(cp: CompiledProblem) -> tuple[FloatArray, FloatArray, Float
     full_rate_kwh_per_h = cp.eta_c * np.where(can_charge, p_max, 1.0)
     charge_from_k = _charge_from_k_kwh(cp)
     k_site = cp.sess_site[cp.k_sess]
-    headroom_kw = np.maximum(cp.import_limit_kw[:, None] - cp.net_base_kw, 0.0)
+    headroom_kw = np.maximum(cp.import_limit_kw - cp.net_base_kw, 0.0)
 
     # Session-slots grouped by grid slot once, so each slot is a slice.
     by_slot = np.argsort(cp.k_slot, kind="stable")

@@ -21,6 +21,9 @@ class Site:
     """A grid connection with chargers behind it.
 
     ``base_load_kw`` and ``pv_kw`` are forecasts per slot of the planning grid (empty = zero).
+    ``import_limit_kw_slots`` / ``export_limit_kw_slots`` are optional time-varying limits per
+    slot of the planning grid (a DSO's capacity, say; empty = none): in each slot the limit
+    that holds is the smaller of the static connection limit and the slot's value.
     """
 
     site_id: str
@@ -28,6 +31,8 @@ class Site:
     export_limit_kw: float = 0.0
     base_load_kw: tuple[float, ...] = ()
     pv_kw: tuple[float, ...] = ()
+    import_limit_kw_slots: tuple[float, ...] = ()
+    export_limit_kw_slots: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
         entity = f"site {self.site_id}"
@@ -37,6 +42,26 @@ class Site:
         require_non_negative(entity, "export_limit_kw", self.export_limit_kw)
         require_series(entity, "base_load_kw", self.base_load_kw)
         require_series(entity, "pv_kw", self.pv_kw, non_negative=True)
+        require_series(
+            entity, "import_limit_kw_slots", self.import_limit_kw_slots, non_negative=True
+        )
+        require_series(
+            entity, "export_limit_kw_slots", self.export_limit_kw_slots, non_negative=True
+        )
+
+    def import_limits_kw(self, n_slots: int) -> tuple[float, ...]:
+        """The import limit that holds in each of ``n_slots`` slots. [kW]"""
+        return _effective(self.import_limit_kw, self.import_limit_kw_slots, n_slots)
+
+    def export_limits_kw(self, n_slots: int) -> tuple[float, ...]:
+        """The export limit that holds in each of ``n_slots`` slots. [kW]"""
+        return _effective(self.export_limit_kw, self.export_limit_kw_slots, n_slots)
+
+
+def _effective(static: float, slots: tuple[float, ...], n: int) -> tuple[float, ...]:
+    if not slots:
+        return (static,) * n
+    return tuple(min(static, v) for v in slots)
 
 
 @dataclass(frozen=True, slots=True)

@@ -65,7 +65,7 @@ class FleetProblem:
                 f"has {len(self.prices.import_per_mwh)} slots, grid has {n}",
             )
         for site in self.sites:
-            for name in ("base_load_kw", "pv_kw"):
+            for name in ("base_load_kw", "pv_kw", "import_limit_kw_slots", "export_limit_kw_slots"):
                 series = getattr(site, name)
                 if series and len(series) != n:
                     raise ValidationError(

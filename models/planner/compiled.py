@@ -64,6 +64,7 @@ class CompiledProblem:
     # --- sites (index s) ---
     site_ids: tuple[str, ...]
     net_base_kw: FloatArray  # (S, T) base load minus PV
+    # (S, T): the limit that holds per slot, min(static connection limit, per-slot capacity)
     import_limit_kw: FloatArray
     export_limit_kw: FloatArray
     # --- site batteries (index b) ---
@@ -233,8 +234,12 @@ def compile_problem(problem: FleetProblem) -> CompiledProblem:
         k_share=floats(share),
         site_ids=site_ids,
         net_base_kw=net_base,
-        import_limit_kw=floats([s.import_limit_kw for s in problem.sites]),
-        export_limit_kw=floats([s.export_limit_kw for s in problem.sites]),
+        import_limit_kw=np.asarray(
+            [s.import_limits_kw(n) for s in problem.sites], dtype=float
+        ).reshape(len(site_ids), n),
+        export_limit_kw=np.asarray(
+            [s.export_limits_kw(n) for s in problem.sites], dtype=float
+        ).reshape(len(site_ids), n),
         batt_site=ints([site_index[b.site_id] for b in batts]),
         batt_cap_kwh=floats([b.capacity_kwh for b in batts]),
         batt_c_max_kw=floats([b.max_charge_kw for b in batts]),

@@ -111,7 +111,9 @@ def build_direct(cp: CompiledProblem, settings: PlannerSettings) -> tuple[LpArra
     if inst.size:
         base = cp.net_base_kw.ravel()[inst]
         site_of = inst // n_t
-        r0 = rows.block(-cp.export_limit_kw[site_of] - base, cp.import_limit_kw[site_of] - base)
+        r0 = rows.block(
+            -cp.export_limit_kw.ravel()[inst] - base, cp.import_limit_kw.ravel()[inst] - base
+        )
         row_of_key = dict(zip(inst.tolist(), range(inst.size), strict=True))
         key = cp.sess_site[cp.k_sess] * n_t + cp.k_slot
         ks = np.flatnonzero(np.isin(key, inst))
@@ -201,8 +203,8 @@ def column_bounds(cp: CompiledProblem, lay: Layout) -> tuple[FloatArray, FloatAr
     ub[lay.slice("pd")] = cp.pd_ub_kw[vk]
     lb[lay.slice("e")] = cp.e_floor_kwh[cp.k_sess[vk]]
     ub[lay.slice("e")] = cp.e_cap_kwh[cp.k_sess[vk]]
-    ub[lay.slice("imp")] = np.repeat(cp.import_limit_kw, n_t)
-    ub[lay.slice("exp")] = np.repeat(cp.export_limit_kw, n_t)
+    ub[lay.slice("imp")] = cp.import_limit_kw.ravel()
+    ub[lay.slice("exp")] = cp.export_limit_kw.ravel()
     ub[lay.slice("bc")] = np.repeat(cp.batt_c_max_kw, n_t)
     ub[lay.slice("bd")] = np.repeat(cp.batt_d_max_kw, n_t)
     eb_lb = np.repeat(cp.batt_floor_kwh, n_t).reshape(-1, n_t)

@@ -63,9 +63,8 @@ def instant_excess_kw(
         batt = np.zeros((n_s, n_t))
         np.add.at(batt, cp.batt_site, batt_kw)
         inst = inst + batt.ravel()
-    site = keys // n_t
-    excess = np.maximum(inst[keys] - cp.import_limit_kw[site], 0.0) + np.maximum(
-        -cp.export_limit_kw[site] - inst[keys], 0.0
+    excess = np.maximum(inst[keys] - cp.import_limit_kw.ravel()[keys], 0.0) + np.maximum(
+        -cp.export_limit_kw.ravel()[keys] - inst[keys], 0.0
     )
     out[keys] = excess
     return out
@@ -81,7 +80,7 @@ def _shortfall_reason(cp: CompiledProblem, i: int, net: FloatArray, path: Solver
         )
     site, slots = int(cp.sess_site[i]), cp.k_slot[ks]
     causes = []
-    if np.any(net[site, slots] >= cp.import_limit_kw[site] - _TOL_KW):
+    if np.any(net[site, slots] >= cp.import_limit_kw[site, slots] - _TOL_KW):
         causes.append(f"site {cp.site_ids[site]} import limit")
     for cap in cp.caps:
         overlap = np.isin(cap.slots, slots)
@@ -110,9 +109,7 @@ def build_plan(
     energy = energy_trajectory(cp, pc, pd)
     net = site_net_power(cp, pc, pd, batt_kw)
     imp, exp = np.maximum(net, 0.0), np.maximum(-net, 0.0)
-    over = np.maximum(imp - cp.import_limit_kw[:, None], 0.0) + np.maximum(
-        exp - cp.export_limit_kw[:, None], 0.0
-    )
+    over = np.maximum(imp - cp.import_limit_kw, 0.0) + np.maximum(exp - cp.export_limit_kw, 0.0)
     # Where a vehicle is there for part of a slot it draws power/share meanwhile: the limit
     # counts the larger of the slot's average and that instantaneous excess.
     inst_over = instant_excess_kw(cp, pc, pd, batt_kw)

@@ -150,12 +150,12 @@ def build_pyomo(cp: CompiledProblem, settings: PlannerSettings) -> pyo.ConcreteM
                 q = b * n_t + key % n_t
                 inst_terms[key] += [bc[q], _term(-1.0, bd[q])]
     base = cp.net_base_kw.ravel().tolist()
+    imp_lim, exp_lim = cp.import_limit_kw.ravel().tolist(), cp.export_limit_kw.ravel().tolist()
     inst_rows = []
     for key in inst_keys:
-        site = key // n_t
         terms = [*inst_terms[key], _term(-1.0, imp_over[key]), exp_over[key]]
-        lo = -float(cp.export_limit_kw[site]) - base[key]
-        hi = float(cp.import_limit_kw[site]) - base[key]
+        lo = -exp_lim[key] - base[key]
+        hi = imp_lim[key] - base[key]
         inst_rows.append((lo, _lin(terms), hi))
     m.site_instant = pyo.Constraint(range(len(inst_rows)), rule=lambda _, r: inst_rows[r])
 

@@ -78,7 +78,7 @@ def _reference_powers(cp: CompiledProblem) -> np.ndarray:
     # Same float formula as the module so that ties in laxity break the same way.
     charge_from_k = _charge_from_k_kwh(cp)
     for t in range(cp.n_slots):
-        site_left = np.maximum(cp.import_limit_kw - cp.net_base_kw[:, t], 0.0)
+        site_left = np.maximum(cp.import_limit_kw[:, t] - cp.net_base_kw[:, t], 0.0)
         caps_left = []
         for cap in cp.caps:
             for j, slot in enumerate(cap.slots):
@@ -121,7 +121,7 @@ def test_heuristic_plan_stays_within_site_limits_event_caps_and_charger_power(pr
     assert np.all(pc <= cp.pc_ub_kw + TOL)
 
     net = site_net_power(cp, pc, pd, batt_kw)
-    assert np.all(net <= cp.import_limit_kw[:, None] + TOL)
+    assert np.all(net <= cp.import_limit_kw + TOL)
     # ...and instantaneously, where a vehicle is plugged in for part of a slot.
     assert np.all(instant_excess_kw(cp, pc, pd, batt_kw) <= TOL)
     for cap in cp.caps:
