@@ -230,6 +230,9 @@ def ocpp_settings(config: OcppConfig) -> OcppSettings:
         security_profile=config.security_profile,
         ping_interval_s=config.ping_interval_s,
         response_timeout_s=config.response_timeout_s,
+        tls_cert=str(config.cert) if config.cert else None,
+        tls_key=str(config.key) if config.key else None,
+        tls_ca=str(config.ca) if config.ca else None,
     )
 
 

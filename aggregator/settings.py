@@ -47,7 +47,7 @@ class OcppChargerConfig(BaseModel):
     phases: int = Field(3, ge=1, le=3, description="for unit A: phases used")
     safe_limit_kw: float = Field(0.0, ge=0, description="default profile sent at boot")
     bidirectional: bool = Field(False, description="OCPP 2.1 V2X: takes discharge setpoints")
-    password: SecretStr | None = Field(None, description="security profile 1: basic auth")
+    password: SecretStr | None = Field(None, description="security profiles 1, 2: basic auth")
 
 
 class OcppConfig(BaseModel):
@@ -61,9 +61,22 @@ class OcppConfig(BaseModel):
         default_factory=dict,
         description="by charge point id; a fleet charger not listed connects under its own id",
     )
-    security_profile: Literal[0, 1] = Field(0, description="0: none; 1: basic auth")
+    security_profile: Literal[0, 1, 2, 3] = Field(
+        0, description="0: none; 1: basic auth; 2: TLS + basic auth; 3: mutual TLS"
+    )
     ping_interval_s: float = Field(60.0, gt=0, lt=90, description="websocket ping period")
     response_timeout_s: float = Field(10.0, gt=0, description="CALL answer timeout")
+    cert: Path | None = Field(None, description="profiles 2, 3: server certificate chain (PEM)")
+    key: Path | None = Field(None, description="profiles 2, 3: its private key (PEM)")
+    ca: Path | None = Field(None, description="profile 3: CA of the charge point certificates")
+
+    @model_validator(mode="after")
+    def _tls_files(self) -> OcppConfig:
+        if self.security_profile >= 2 and (self.cert is None or self.key is None):
+            raise ValueError("ocpp.cert and ocpp.key are required for security profiles 2 and 3")
+        if self.security_profile == 3 and self.ca is None:
+            raise ValueError("ocpp.ca is required for security profile 3")
+        return self
 
 
 class PlanningConfig(BaseModel):

@@ -15,6 +15,7 @@ import contextlib
 import hmac
 import itertools
 import logging
+import ssl
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -31,15 +32,22 @@ from websockets.typing import Subprotocol
 
 from aggregator.domain import Setpoint, SiteStatus, Telemetry, ValidationError
 from aggregator.ports import Clock, TelemetryHandler
-from connectors.ocpp.settings import SUBPROTOCOLS, OcppChargerSettings, OcppSettings
+from connectors.ocpp.settings import (
+    OCPP_TLS12_CIPHERS,
+    SUBPROTOCOLS,
+    OcppChargerSettings,
+    OcppSettings,
+)
 from connectors.ocpp.translate import (
+    composite_limit,
     default_profile,
     plugged_from_status,
+    profile_limit,
     read_meter_values,
     tx_profile,
 )
 
-__all__ = ["OcppCentralSystem"]
+__all__ = ["OcppCentralSystem", "server_ssl_context"]
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +76,8 @@ class _ChargerState:
     pending: Setpoint | None = None
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     cp: Any = None
+    # set on a reconnect: the next TxProfile sent is checked with GetCompositeSchedule
+    check_composite: bool = False
 
 
 class _Common:
@@ -215,7 +225,9 @@ class OcppCentralSystem:
     ``profiles_rejected`` (the charger answered other than Accepted), ``call_errors`` (a
     CALLERROR came back; logged, never swallowed silently), ``timeouts`` (no answer in
     ``response_timeout_s``: the charger is put in ``degraded`` until a call succeeds),
-    ``expired`` (setpoints not sent because they had expired).
+    ``expired`` (setpoints not sent because they had expired), ``composite_checks`` and
+    ``composite_mismatches`` (after a reconnect, GetCompositeSchedule showed a limit other
+    than the TxProfile we re-sent).
     """
 
     def __init__(
@@ -238,6 +250,7 @@ class OcppCentralSystem:
         self._tx_ids = itertools.count(1)
         self.counters: Counter[str] = Counter()
         self.degraded: set[str] = set()
+        self._ssl = server_ssl_context(settings) if settings.security_profile >= 2 else None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -251,6 +264,7 @@ class OcppCentralSystem:
             process_request=self._process_request,
             ping_interval=self.settings.ping_interval_s,
             ping_timeout=self.settings.ping_interval_s,
+            ssl=self._ssl,
         )
 
     async def stop(self) -> None:
@@ -270,7 +284,8 @@ class OcppCentralSystem:
 
     @property
     def url(self) -> str:
-        return f"ws://{self.settings.host}:{self.port}{PATH_PREFIX}"
+        scheme = "wss" if self._ssl is not None else "ws"
+        return f"{scheme}://{self.settings.host}:{self.port}{PATH_PREFIX}"
 
     def connected(self) -> list[str]:
         return sorted(c for c, s in self._states.items() if s.connected)
@@ -302,6 +317,15 @@ class OcppCentralSystem:
             self.counters["refused"] += 1
             log.warning("OCPP connection refused: unknown charge point at %r", path)
             return connection.respond(HTTPStatus.NOT_FOUND, "unknown charge point\n")
+        if self.settings.security_profile == 3:
+            name = _peer_common_name(connection)
+            if name != cp_id:
+                self.counters["refused"] += 1
+                log.warning(
+                    "OCPP connection refused: certificate CN %r is not charge point %s", name, cp_id
+                )
+                return connection.respond(HTTPStatus.FORBIDDEN, "certificate not for this id\n")
+            return None
         if self.settings.security_profile >= 1 and not _basic_auth_ok(
             request.headers.get("Authorization"), cp_id, config.password
         ):
@@ -325,9 +349,12 @@ class OcppCentralSystem:
         if state is None:
             site = self._charger_sites[config.charger_id]
             state = self._states[config.charger_id] = _ChargerState(cp_id, config, site)
-        elif state.connected and state.cp is not None:
-            log.warning("OCPP %s: a second connection replaces the first", cp_id)
-            await state.cp._connection.close(1000, "replaced")
+        else:
+            # A reconnect: the re-sent TxProfile is checked against the charger's composite.
+            state.check_composite = True
+            if state.connected and state.cp is not None:
+                log.warning("OCPP %s: a second connection replaces the first", cp_id)
+                await state.cp._connection.close(1000, "replaced")
         cp = cls(cp_id, connection, response_timeout=self.settings.response_timeout_s)
         cp.state, cp.system = state, self
         state.cp, state.version = cp, version
@@ -486,7 +513,37 @@ class OcppCentralSystem:
                 payload = cp._call_module.SetChargingProfile(evse_id=1, charging_profile=profile)
             # counted and logged in _call; the next setpoint tries again
             with contextlib.suppress(OCPPError, TimeoutError):
-                await self._call(state, payload)
+                result = await self._call(state, payload)
+                if state.check_composite and getattr(result, "status", "") == "Accepted":
+                    state.check_composite = False
+                    await self._check_composite(state, cp, profile)
+
+    async def _check_composite(self, state: _ChargerState, cp: Any, sent: dict[str, Any]) -> None:
+        """Ask the charger what it will actually do; log and count a limit other than ours."""
+        unit = state.charger.unit
+        schedule = sent["chargingSchedule"]
+        duration = int((schedule[0] if isinstance(schedule, list) else schedule)["duration"])
+        if state.version == "1.6":
+            payload = cp._call_module.GetCompositeSchedule(
+                connector_id=1, duration=duration, charging_rate_unit=unit
+            )
+        else:
+            payload = cp._call_module.GetCompositeSchedule(
+                duration=duration, evse_id=1, charging_rate_unit=unit
+            )
+        result = await self._call(state, payload)
+        self.counters["composite_checks"] += 1
+        expected = profile_limit(sent)
+        got = composite_limit(result)
+        if got is None or abs(got - expected) > 0.05:
+            self.counters["composite_mismatches"] += 1
+            log.warning(
+                "OCPP %s: composite schedule limit %s %s differs from the re-sent TxProfile's %s",
+                state.cp_id,
+                got,
+                unit,
+                expected,
+            )
 
     async def _call(self, state: _ChargerState, payload: Any) -> Any:
         """One CALL with ``suppress=False``: CALLERRORs and timeouts are logged, counted, raised."""
@@ -519,6 +576,33 @@ class OcppCentralSystem:
                 self.counters["profiles_rejected"] += 1
                 log.warning("OCPP %s: SetChargingProfile %s", state.cp_id, status)
         return result
+
+
+def server_ssl_context(settings: OcppSettings) -> ssl.SSLContext:
+    """TLS >= 1.2 with the OCPP cipher suites only; client certificates for profile 3."""
+    assert settings.tls_cert and settings.tls_key
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.set_ciphers(":".join(OCPP_TLS12_CIPHERS))
+    context.load_cert_chain(settings.tls_cert, settings.tls_key)
+    if settings.security_profile == 3:
+        assert settings.tls_ca
+        context.verify_mode = ssl.CERT_REQUIRED
+        context.load_verify_locations(settings.tls_ca)
+    return context
+
+
+def _peer_common_name(connection: ServerConnection) -> str | None:
+    """The commonName of the (verified) client certificate's subject, if any."""
+    ssl_object = connection.transport.get_extra_info("ssl_object")
+    cert = ssl_object.getpeercert() if ssl_object is not None else None
+    if not cert:
+        return None
+    for rdn in cert.get("subject", ()):
+        for key, value in rdn:
+            if key == "commonName":
+                return str(value)
+    return None
 
 
 def _basic_auth_ok(header: str | None, cp_id: str, password: str | None) -> bool:

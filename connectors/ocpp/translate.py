@@ -168,3 +168,27 @@ def default_profile(charger: OcppChargerSettings, version: str) -> dict[str, Any
         profile["id"] = DEFAULT_PROFILE_ID
         profile["chargingSchedule"] = [{"id": DEFAULT_PROFILE_ID, **schedule}]
     return profile
+
+
+def profile_limit(profile: Mapping[str, Any]) -> float:
+    """The first period's ``limit`` of a profile we built (camelCase)."""
+    schedule = profile["chargingSchedule"]
+    schedule = schedule[0] if isinstance(schedule, list) else schedule
+    return float(schedule["chargingSchedulePeriod"][0]["limit"])
+
+
+def composite_limit(result: Any) -> float | None:
+    """The limit at the start of a GetCompositeSchedule answer (1.6 or 2.x), None if absent.
+
+    The ``ocpp`` library hands the answer over with snake_case keys.
+    """
+    if getattr(result, "status", None) != "Accepted":
+        return None
+    schedule = getattr(result, "charging_schedule", None) or getattr(result, "schedule", None)
+    if not isinstance(schedule, Mapping):
+        return None
+    periods = schedule.get("charging_schedule_period") or []
+    if not periods:
+        return None
+    first = min(periods, key=lambda p: p.get("start_period", 0))
+    return float(first["limit"])
