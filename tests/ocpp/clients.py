@@ -15,13 +15,50 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat().replace("+00:00", "Z")
 
 
+def _parse(ts: str) -> datetime:
+    return datetime.fromisoformat(ts.replace("Z", "+00:00"))
+
+
+def _first_limit(profile: dict[str, Any]) -> float:
+    schedule = profile["charging_schedule"]
+    schedule = schedule[0] if isinstance(schedule, list) else schedule
+    return float(schedule["charging_schedule_period"][0]["limit"])
+
+
 class _Recorder:
-    """Keeps every SetChargingProfile it gets; ``answer`` decides the reply."""
+    """Keeps every SetChargingProfile it gets; ``answer`` decides the reply.
+
+    It also enforces them as a charger does: ``limit_now()`` is the latest TxProfile's limit
+    while that profile is within ``validFrom``..``validTo``, else the TxDefaultProfile's.
+    GetCompositeSchedule answers that limit plus ``composite_offset`` (0: an honest charger).
+    """
 
     def _init_recorder(self) -> None:
         self.profiles: list[dict[str, Any]] = []
         self.answer: str = "accept"  # or "error" (CALLERROR) or "silent" (no reply)
         self.received = asyncio.Event()
+        self.composite_offset = 0.0
+        self.composite_asked = 0
+
+    def limit_now(self, now: datetime | None = None) -> float | None:
+        now = now or datetime.now(UTC)
+        for p in reversed(self.tx_profiles()):
+            valid_from, valid_to = p.get("valid_from"), p.get("valid_to")
+            if valid_from and _parse(valid_from) > now:
+                continue
+            if valid_to and _parse(valid_to) <= now:
+                continue
+            return _first_limit(p)
+        defaults = self.defaults()
+        return _first_limit(defaults[-1]) if defaults else None
+
+    def _composite(self, unit: str | None) -> dict[str, Any]:
+        self.composite_asked += 1
+        limit = (self.limit_now() or 0.0) + self.composite_offset
+        return {
+            "chargingRateUnit": unit or "W",
+            "chargingSchedulePeriod": [{"startPeriod": 0, "limit": limit}],
+        }
 
     async def _record(self, profile: dict[str, Any]) -> None:
         if self.answer == "silent":
@@ -47,6 +84,17 @@ class Cp16(_Recorder, v16.ChargePoint):
     async def on_profile(self, connector_id: int, cs_charging_profiles: dict[str, Any]) -> Any:
         await self._record(cs_charging_profiles)
         return v16.call_result.SetChargingProfile(status="Accepted")
+
+    @on("GetCompositeSchedule")
+    def on_composite(
+        self, connector_id: int, duration: int, charging_rate_unit: str | None = None
+    ) -> Any:
+        return v16.call_result.GetCompositeSchedule(
+            status="Accepted",
+            connector_id=connector_id,
+            schedule_start=now_iso(),
+            charging_schedule=self._composite(charging_rate_unit),
+        )
 
     async def plug_in(self, vehicle: str, soc_pct: float) -> int:
         await self.call(v16.call.BootNotification(charge_point_model="m", charge_point_vendor="v"))
@@ -99,6 +147,18 @@ class _Cp2x(_Recorder):
     async def on_profile(self, evse_id: int, charging_profile: dict[str, Any]) -> Any:
         await self._record(charging_profile)
         return self._call_result.SetChargingProfile(status="Accepted")
+
+    @on("GetCompositeSchedule")
+    def on_composite(
+        self, duration: int, evse_id: int, charging_rate_unit: str | None = None, **_: Any
+    ) -> Any:
+        schedule = {
+            "evseId": evse_id,
+            "duration": duration,
+            "scheduleStart": now_iso(),
+            **self._composite(charging_rate_unit),
+        }
+        return self._call_result.GetCompositeSchedule(status="Accepted", schedule=schedule)
 
     async def plug_in(self, vehicle: str, soc_pct: float) -> str:
         c = self.calls

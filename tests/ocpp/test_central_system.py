@@ -251,3 +251,34 @@ def test_security_profile_1_rejects_a_wrong_password_before_the_upgrade() -> Non
             await system.stop()
 
     asyncio.run(run())
+
+
+@pytest.mark.parametrize("version", ["1.6", "2.0.1"])
+@pytest.mark.parametrize("offset", [0.0, 500.0])
+def test_after_reconnect_the_resent_profile_is_checked_with_get_composite_schedule(
+    version: str, offset: float
+) -> None:
+    async def run() -> None:
+        system, _ = await started(chargers={"c0": OcppChargerSettings("c0", safe_limit_kw=3.7)})
+        conn = await connect(system.url, "c0", version)
+        try:
+            await conn.cp.plug_in("v0", 20.0)
+            system.publish([setpoint("c0", 6.0, 1)])
+            await until(lambda: bool(conn.cp.tx_profiles()))
+            assert conn.cp.composite_asked == 0  # first connection: no check
+            await conn.close()
+            await until(lambda: system.connected() == [])
+            conn = await connect(system.url, "c0", version)
+            conn.cp.composite_offset = offset  # 0: honest; 500 W: not what we sent
+            await until(lambda: system.counters["composite_checks"] == 1)
+            assert conn.cp.limit_now() == pytest.approx(6000.0)
+            assert system.counters["composite_mismatches"] == (1 if offset else 0)
+            system.publish([setpoint("c0", 5.0, 2)])  # later profiles are not checked again
+            await until(lambda: len(conn.cp.tx_profiles()) == 2)
+            await asyncio.sleep(0.1)
+            assert system.counters["composite_checks"] == 1
+        finally:
+            await conn.close()
+            await system.stop()
+
+    asyncio.run(run())
