@@ -15,7 +15,7 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat().replace("+00:00", "Z")
 
 
-def _parse(ts: str) -> datetime:
+def parse_ts(ts: str) -> datetime:
     return datetime.fromisoformat(ts.replace("Z", "+00:00"))
 
 
@@ -44,9 +44,9 @@ class _Recorder:
         now = now or datetime.now(UTC)
         for p in reversed(self.tx_profiles()):
             valid_from, valid_to = p.get("valid_from"), p.get("valid_to")
-            if valid_from and _parse(valid_from) > now:
+            if valid_from and parse_ts(valid_from) > now:
                 continue
-            if valid_to and _parse(valid_to) <= now:
+            if valid_to and parse_ts(valid_to) <= now:
                 continue
             return _first_limit(p)
         defaults = self.defaults()

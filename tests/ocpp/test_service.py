@@ -12,13 +12,14 @@ from aggregator.scenario import load_scenario
 from aggregator.settings import (
     ApiConfig,
     MqttConfig,
+    OcppChargerConfig,
     OcppConfig,
     PlanningConfig,
     RuntimeSettings,
 )
 from connectors.mqtt.broker import free_port
 from tests.e2e.scenarios import BASE_LOAD_KW, SITE_LIMIT_KW, write_depot
-from tests.ocpp.clients import connect
+from tests.ocpp.clients import connect, parse_ts
 
 
 def _limit_kw(profile: dict) -> float:  # type: ignore[type-arg]
@@ -77,6 +78,55 @@ def test_chargers_over_ocpp_open_sessions_and_obey_the_site_limit(tmp_path: Path
         finally:
             for conn in conns:
                 await conn.close()
+            await service.stop()
+
+    asyncio.run(run())
+
+
+def test_when_the_central_system_goes_away_the_charger_lapses_to_its_default_at_valid_to(
+    tmp_path: Path,
+) -> None:
+    """The charger (test side) enforces validTo; we only stop sending fresh TxProfiles."""
+
+    async def run() -> None:
+        now = datetime.now(UTC)
+        problem = load_scenario(write_depot(tmp_path / "depot.yaml", now))
+        settings = RuntimeSettings(
+            database_url=f"sqlite:///{tmp_path / 'ocpp.db'}",
+            mqtt=MqttConfig(embedded_port=free_port()),
+            planning=PlanningConfig(
+                dispatch_seconds=0.5, setpoint_lifetime_seconds=2, time_limit_s=10
+            ),
+            api=ApiConfig(port=0),
+            ocpp=OcppConfig(port=0, chargers={"c0": OcppChargerConfig(safe_limit_kw=1.5)}),
+        )
+        service = await start_service(settings, scenario=problem)
+        assert service.ocpp is not None
+        service.repo.save_constraint(
+            DepartureConstraint("v0", now + timedelta(minutes=45), target_soc=0.9)
+        )
+        conn = await connect(service.ocpp.url, "c0", "1.6")
+        try:
+            await conn.cp.plug_in("v0", 20.0)
+            for _ in range(300):
+                if conn.cp.tx_profiles() and conn.cp.limit_now() != 1500.0:
+                    break
+                await asyncio.sleep(0.05)
+            assert conn.cp.defaults(), "no default profile at boot"
+            assert _limit_kw(conn.cp.defaults()[-1]) == 1.5
+            await service.ocpp.stop()  # the central system goes away; the link drops
+            await asyncio.sleep(0.1)
+            last = conn.cp.tx_profiles()[-1]
+            valid_to = parse_ts(last["valid_to"])
+            assert datetime.now(UTC) < valid_to
+            planned = _limit_kw(last) * 1000.0
+            assert planned > 1500.0
+            assert conn.cp.limit_now() == planned  # still valid: still the plan's limit
+            while datetime.now(UTC) <= valid_to:
+                await asyncio.sleep(0.05)
+            assert conn.cp.limit_now() == 1500.0  # lapsed to the default at validTo
+        finally:
+            await conn.close()
             await service.stop()
 
     asyncio.run(run())
