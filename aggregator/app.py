@@ -17,6 +17,7 @@ import uvicorn
 from aggregator.api import ApiContext, create_app
 from aggregator.api.auth import new_token, token_sha256
 from aggregator.api.context import ReadyCheck
+from aggregator.api.metrics import OcppCollector
 from aggregator.domain import (
     Account,
     EventRecord,
@@ -467,6 +468,14 @@ async def start_api(
             return None if ven.registered else "not registered with the VTN"
 
         checks["ven"] = ven_ready
+    if service.ocpp is not None:
+        ocpp = service.ocpp
+
+        async def ocpp_ready() -> str | None:
+            # Chargers being offline is not the service being unready; a closed server is.
+            return None if ocpp.listening else "the OCPP server is not listening"
+
+        checks["ocpp"] = ocpp_ready
     ctx = ApiContext(
         repo=repo,
         accounts=service.accounts,
@@ -479,9 +488,12 @@ async def start_api(
         ready_checks=checks,
         max_body_bytes=config.max_body_bytes,
     )
+    app = create_app(ctx)
+    if service.ocpp is not None:  # OCPP counters and connected charge points
+        app.state.registry.register(OcppCollector(service.ocpp))
     server = _QuietServer(
         uvicorn.Config(
-            create_app(ctx),
+            app,
             host=config.host,
             port=config.port,
             log_level="warning",

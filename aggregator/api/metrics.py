@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Set
+from typing import Protocol
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, SummaryMetricFamily
@@ -92,6 +93,47 @@ class AggregatorCollector(Collector):
                 headroom.add_metric([site.site_id], site.import_limit_kw - series[t])
         yield headroom
         yield online
+
+
+class OcppCounters(Protocol):
+    """What the OCPP central system exposes (connectors/ocpp, docs/ocpp.md)."""
+
+    @property
+    def counters(self) -> Mapping[str, int]: ...
+
+    @property
+    def degraded(self) -> Set[str]: ...
+
+    def connected(self) -> list[str]: ...
+
+
+class OcppCollector(Collector):
+    """The OCPP adapter's counters; registered only when the service runs OCPP."""
+
+    _COUNTERS = (
+        ("call_errors", "CALLs answered with a CALLERROR"),
+        ("timeouts", "CALLs not answered within response_timeout_s"),
+        ("composite_mismatches", "After reconnect, a composite schedule not matching our profile"),
+        ("profiles_rejected", "Charging profiles answered other than Accepted"),
+    )
+
+    def __init__(self, ocpp: OcppCounters) -> None:
+        self.ocpp = ocpp
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        counters = self.ocpp.counters
+        for key, doc in self._COUNTERS:
+            yield CounterMetricFamily(f"aggregator_ocpp_{key}", doc, counters.get(key, 0))
+        yield GaugeMetricFamily(
+            "aggregator_ocpp_degraded_chargers",
+            "Chargers whose last CALL timed out",
+            len(self.ocpp.degraded),
+        )
+        yield GaugeMetricFamily(
+            "aggregator_ocpp_connected_charge_points",
+            "Charge points connected over OCPP",
+            len(self.ocpp.connected()),
+        )
 
 
 def registry_for(runtime: AggregatorRuntime) -> CollectorRegistry:

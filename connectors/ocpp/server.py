@@ -287,6 +287,10 @@ class OcppCentralSystem:
         scheme = "wss" if self._ssl is not None else "ws"
         return f"{scheme}://{self.settings.host}:{self.port}{PATH_PREFIX}"
 
+    @property
+    def listening(self) -> bool:
+        return self._server is not None and self._server.is_serving()
+
     def connected(self) -> list[str]:
         return sorted(c for c, s in self._states.items() if s.connected)
 

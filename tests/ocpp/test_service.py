@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import urllib.request
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -20,6 +22,11 @@ from aggregator.settings import (
 from connectors.mqtt.broker import free_port
 from tests.e2e.scenarios import BASE_LOAD_KW, SITE_LIMIT_KW, write_depot
 from tests.ocpp.clients import connect, parse_ts
+
+
+def _get(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return str(response.read().decode())
 
 
 def _limit_kw(profile: dict) -> float:  # type: ignore[type-arg]
@@ -68,6 +75,15 @@ def test_chargers_over_ocpp_open_sessions_and_obey_the_site_limit(tmp_path: Path
             assert sum(latest) > 10.0  # and it does charge
             for conn, kw in zip(conns, latest, strict=True):
                 await conn.cp.meter(kw * 1000, 25.0)
+            # the adapter's counters in /metrics, the OCPP server in /readyz
+            assert service.api is not None
+            metrics = await asyncio.to_thread(_get, service.api.url + "/metrics")
+            assert "aggregator_ocpp_connected_charge_points 3.0" in metrics
+            for name in ("call_errors", "timeouts", "composite_mismatches"):
+                assert f"aggregator_ocpp_{name}_total 0.0" in metrics
+            assert "aggregator_ocpp_degraded_chargers 0.0" in metrics
+            ready = json.loads(await asyncio.to_thread(_get, service.api.url + "/readyz"))
+            assert ready["checks"]["ocpp"] == "ok"
             # departure closes the session
             await conns[0].cp.unplug()
             for _ in range(100):
