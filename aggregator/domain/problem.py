@@ -6,11 +6,12 @@ the grid) are checked here, so every planner can trust what it is given.
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
 from itertools import pairwise
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 from aggregator.domain._checks import require_non_negative
 from aggregator.domain.assets import Charger, Site, SiteBattery, Vehicle
@@ -124,3 +125,74 @@ class FleetProblem:
         if not event.site_ids:
             return tuple(s.site_id for s in self.sites)
         return tuple(s.site_id for s in self.sites if s.site_id in event.site_ids)
+
+
+# Site limits over time (a DSO's capacity, OSCP) are stored as grid events with these ids;
+# they are no demand-response caps: the runtime turns them into per-slot site limits.
+SiteLimitKind = Literal["import", "export"]
+SITE_LIMIT_PREFIX = "limit/"
+
+
+def site_limit_event_id(kind: SiteLimitKind, name: str) -> str:
+    """The event id of a site limit: ``limit/{import|export}/{name}``."""
+    return f"{SITE_LIMIT_PREFIX}{kind}/{name}"
+
+
+def site_limit_kind(event_id: str) -> SiteLimitKind | None:
+    """``import``/``export`` for a site-limit event id, ``None`` for any other event."""
+    if event_id.startswith(SITE_LIMIT_PREFIX + "import/"):
+        return "import"
+    if event_id.startswith(SITE_LIMIT_PREFIX + "export/"):
+        return "export"
+    return None
+
+
+def apply_site_limits(
+    grid: TimeGrid, sites: Sequence[Site], limits: Iterable[GridEvent]
+) -> tuple[Site, ...]:
+    """Sites with per-slot limits from site-limit events (see ``site_limit_kind``).
+
+    An event's ``cap_kw`` limits the aggregate import (or export) of its sites (all sites when
+    it names none) in every slot its window touches. It is shared among those sites in
+    proportion to their static limits (equally if those are all zero), so the per-site limits
+    add up to it. Overlapping events: the tightest holds. Empty series where nothing applies.
+    """
+    n = grid.n_slots
+    by_id = {s.site_id: s for s in sites}
+    slot_lim: dict[tuple[str, SiteLimitKind], list[float]] = {}
+    for event in limits:
+        kind = site_limit_kind(event.event_id)
+        if kind is None or event.cap_kw is None:
+            continue
+        ids = [s for s in by_id if not event.site_ids or s in event.site_ids]
+        if not ids:
+            continue
+        static = [
+            by_id[s].import_limit_kw if kind == "import" else by_id[s].export_limit_kw for s in ids
+        ]
+        total = sum(static)
+        shares = [x / total for x in static] if total > 0 else [1 / len(ids)] * len(ids)
+        lo = max(0, math.floor(grid.position(event.start)))
+        hi = min(n, math.ceil(grid.position(event.end)))
+        slots = [t for t in range(lo, hi) if grid.overlap_fraction(t, event.start, event.end) > 0]
+        cap = max(0.0, event.cap_kw)
+        for sid, share in zip(ids, shares, strict=True):
+            series = slot_lim.setdefault((sid, kind), [math.inf] * n)
+            for t in slots:
+                series[t] = min(series[t], cap * share)
+
+    def series_of(site: Site, kind: SiteLimitKind) -> tuple[float, ...]:
+        values = slot_lim.get((site.site_id, kind))
+        if values is None:
+            return ()
+        static = site.import_limit_kw if kind == "import" else site.export_limit_kw
+        return tuple(min(v, static) for v in values)
+
+    return tuple(
+        replace(
+            s,
+            import_limit_kw_slots=series_of(s, "import"),
+            export_limit_kw_slots=series_of(s, "export"),
+        )
+        for s in sites
+    )

@@ -30,6 +30,7 @@ from aggregator.domain import (
     TimeGrid,
     Vehicle,
 )
+from aggregator.domain.problem import apply_site_limits, site_limit_kind
 from aggregator.ports import Clock, ForecastSource, Repository, SetpointSink
 
 log = logging.getLogger(__name__)
@@ -296,6 +297,8 @@ class FleetController:
         ``without`` leaves those grid events out (an event's baseline is planned without
         it); ``cover`` stretches the grid back and forth to span that window (the grid then
         starts at the window's start if that is earlier, with no session before now).
+        Stored site-limit events (``limit/import/...``, ``limit/export/...``: OSCP capacity)
+        become the sites' per-slot import/export limits, not grid events.
         """
         now = (now or self.clock.now()).replace(microsecond=0)
         self.reload_constraints()
@@ -306,20 +309,28 @@ class FleetController:
         grid = TimeGrid(start, s.step, max(1, math.ceil((end - start) / s.step)))
         site_ids = [x.site_id for x in self.fleet.sites]
         profiles = self.forecasts.site_profiles(grid, site_ids)
-        sites = tuple(
-            replace(
-                site,
-                base_load_kw=profiles.get(site.site_id, ((), ()))[0],
-                pv_kw=profiles.get(site.site_id, ((), ()))[1],
-            )
-            for site in self.fleet.sites
+        stored = self._events_on(grid)
+        limits = [e for e in stored if site_limit_kind(e.event_id) is not None]
+        sites = apply_site_limits(
+            grid,
+            [
+                replace(
+                    site,
+                    base_load_kw=profiles.get(site.site_id, ((), ()))[0],
+                    pv_kw=profiles.get(site.site_id, ((), ()))[1],
+                )
+                for site in self.fleet.sites
+            ],
+            limits,
         )
         sessions, vehicles = [], dict(self._vehicles)
         for live in self.live.values():
             if not self.site_online.get(live.site_id, False):
                 continue  # its chargers run on their safe power until the site is back
             sessions.append(self._session_now(live, now, vehicles))
-        events = tuple(e for e in self._events_on(grid) if e.event_id not in without)
+        events = tuple(
+            e for e in stored if e.event_id not in without and site_limit_kind(e.event_id) is None
+        )
         return FleetProblem(
             grid=grid,
             sites=sites,

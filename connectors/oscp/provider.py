@@ -50,6 +50,7 @@ from .translate import (
     energy_measurements,
     event_prefix,
     forecast_events,
+    legacy_prefix,
     needed_capacity,
 )
 
@@ -272,36 +273,45 @@ class OscpProvider:
             self._wake.set()
 
     async def apply_forecast(self, msg: UpdateGroupCapacityForecast) -> list[GridEvent]:
-        """Replace the group's previous forecast by this one's caps and re-plan."""
+        """Replace the group's previous forecast of this type by this one's limits; re-plan."""
         sites = self.settings.groups.get(msg.group_id)
         if sites is None:
             raise BadMessageError(
                 [{"field": "group_id", "reason": f"unknown group {msg.group_id!r}"}]
             )
-        if msg.type not in APPLIED_TYPES:
-            # GENERATION would be an export floor the grid events cannot express; FALLBACK_*
-            # apply offline only; OPTIMUM is advice. Accepted, logged, not applied.
+        kind = APPLIED_TYPES.get(msg.type)
+        if kind is None:
+            # FALLBACK_* apply offline only; OPTIMUM is advice. Accepted, logged, not applied.
             self.counters["forecasts_not_applied"] += 1
             log.info("OSCP %s forecast for %s accepted, not applied", msg.type, msg.group_id)
             return []
         s = self.settings
         try:
             events = forecast_events(
-                msg.group_id, msg.forecasted_blocks, sites, voltage_v=s.voltage_v, phases=s.phases
+                msg.group_id,
+                msg.forecasted_blocks,
+                sites,
+                kind=kind,
+                voltage_v=s.voltage_v,
+                phases=s.phases,
             )
         except ValueError as exc:  # the domain's own checks
             raise BadMessageError([{"field": "forecasted_blocks", "reason": str(exc)}]) from exc
         async with self._forecast_lock:
-            await asyncio.to_thread(self._store, msg.group_id, events)
+            await asyncio.to_thread(self._store, event_prefix(msg.group_id, kind), events)
         self.counters["forecasts_applied"] += 1
-        log.info("OSCP capacity forecast for %s: %d block(s)", msg.group_id, len(events))
+        log.info("OSCP %s capacity forecast for %s: %d block(s)", kind, msg.group_id, len(events))
         self.replan(f"OSCP capacity forecast {msg.group_id}")
         return events
 
-    def _store(self, group_id: str, events: list[GridEvent]) -> None:
-        prefix = event_prefix(group_id)
+    def _store(self, prefix: str, events: list[GridEvent]) -> None:
+        """Store ``events`` active; earlier ones under ``prefix`` they do not reuse cancelled
+        (and any soft cap events of the group that earlier versions stored)."""
         now = self.clock.now()
-        previous = [r for r in self.repo.events() if r.event.event_id.startswith(prefix)]
+        groups = {
+            legacy_prefix(group) for group in self.settings.groups if prefix == event_prefix(group)
+        }
+        previous = [r for r in self.repo.events() if r.event.event_id.startswith((prefix, *groups))]
         number = max((r.modification_number for r in previous), default=-1) + 1
         keep = {e.event_id for e in events}
         for old in previous:
@@ -436,8 +446,15 @@ class OscpProvider:
         if plan is None or plan is self._checked_plan:
             return
         self._checked_plan = plan
-        for group in self.settings.groups:
-            blocks = needed_capacity(plan, group)
+        records = await asyncio.to_thread(self.repo.events)
+        for group, sites in self.settings.groups.items():
+            prefix = event_prefix(group, "import")
+            limits = [
+                r.event
+                for r in records
+                if r.status == "active" and r.event.event_id.startswith(prefix)
+            ]
+            blocks = needed_capacity(plan, sites, limits)
             signature = tuple((b.start_time, b.capacity) for b in blocks)
             if not blocks or signature == self._last_adjust.get(group):
                 continue

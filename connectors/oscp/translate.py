@@ -1,5 +1,6 @@
-"""Wire <-> domain, no I/O: capacity forecasts become grid-event caps, a plan that needs more
-becomes an adjust request, stored telemetry becomes group energy measurements."""
+"""Wire <-> domain, no I/O: capacity forecasts become site-limit events (hard per-slot import
+or export limits of the group's sites in the plan), a plan that needs more becomes an adjust
+request, stored telemetry becomes group energy measurements."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 
 from aggregator.domain import GridEvent, Plan, Telemetry
+from aggregator.domain.problem import SiteLimitKind, site_limit_event_id
 
 from .messages import (
     CapacityForecastType,
@@ -22,14 +24,26 @@ from .messages import (
 )
 
 EVENT_PREFIX = "oscp"
+# What each applied forecast type limits. GENERATION is the capacity to feed in: an export
+# limit. FALLBACK_* apply offline only and OPTIMUM is advice: not applied.
+APPLIED_TYPES: dict[CapacityForecastType, SiteLimitKind] = {
+    CapacityForecastType.CONSUMPTION: "import",
+    CapacityForecastType.GENERATION: "export",
+}
 # Step-hold integration never carries one reading further than this (a charger gone quiet).
 MAX_HOLD = timedelta(minutes=5)
 # Planned import above the cap by more than this is "needs more" (solver round-off is below).
 TOLERANCE_KW = 0.05
 
 
-def event_prefix(group_id: str) -> str:
+def legacy_prefix(group_id: str) -> str:
+    """Ids of the soft cap events earlier versions stored (cancelled on the next forecast)."""
     return f"{EVENT_PREFIX}/{group_id}/"
+
+
+def event_prefix(group_id: str, kind: SiteLimitKind = "import") -> str:
+    """Ids of the group's stored capacity blocks of one kind: ``limit/{kind}/oscp/{group}/``."""
+    return site_limit_event_id(kind, f"{EVENT_PREFIX}/{group_id}/")
 
 
 def block_kw(block: ForecastedBlock, *, voltage_v: float, phases: int) -> float:
@@ -62,17 +76,19 @@ def forecast_events(
     blocks: Sequence[ForecastedBlock],
     site_ids: Iterable[str],
     *,
+    kind: SiteLimitKind = "import",
     voltage_v: float,
     phases: int,
 ) -> list[GridEvent]:
-    """One cap grid event per block (``oscp/{group_id}/{i}``) on the group's sites.
+    """One site-limit event per block (``limit/{kind}/oscp/{group_id}/{i}``) on the group's
+    sites: ``cap_kw`` is the group's import (or export) capacity over the block.
 
-    Overlapping blocks (one per phase, say) are separate caps on the same sites, so the
+    Overlapping blocks (one per phase, say) are separate limits on the same sites, so the
     tightest holds."""
     sites = frozenset(site_ids)
     return [
         GridEvent(
-            f"{event_prefix(group_id)}{i}",
+            f"{event_prefix(group_id, kind)}{i}",
             b.start_time.astimezone(UTC),
             b.end_time.astimezone(UTC),
             sites,
@@ -82,49 +98,50 @@ def forecast_events(
     ]
 
 
-def needed_capacity(plan: Plan, group_id: str) -> list[ForecastedBlock]:
+def needed_capacity(
+    plan: Plan, site_ids: Sequence[str], limits: Iterable[GridEvent]
+) -> list[ForecastedBlock]:
     """Blocks (one per plan slot, kW, phase ALL) where the fleet needs more than the forecast.
 
-    The rule (docs/oscp.md): caps are soft in the planner, ranked below departure targets,
-    so a plan that cannot meet a departure within the capacity exceeds the cap. Every slot
-    where the plan's import over the group's sites exceeds an OSCP cap by more than
-    ``TOLERANCE_KW`` asks for the planned import. A heuristic plan keeps caps and leaves a
-    shortfall instead: if a departure falls short naming an OSCP cap of the group, the slots
-    where that cap binds ask for the cap plus the shortfall spread evenly over them.
+    The rule (docs/oscp.md): the forecast is a hard import limit of the group's sites
+    (``limits``: the group's active import blocks), so no plan exceeds it; a departure that
+    cannot be met within it falls short with a reason naming the import limit of one of
+    ``site_ids``. Then every slot where the group's planned import is at the forecast (within
+    ``TOLERANCE_KW``) asks for the forecast plus the shortfall spread evenly over those slots.
     """
-    prefix = event_prefix(group_id)
     grid = plan.grid
-    want: dict[int, float] = {}
-    ours = [r for r in plan.events if r.event_id.startswith(prefix)]
-    for r in ours:
-        for slot, cap, planned in zip(r.slots, r.cap_kw, r.planned_import_kw, strict=True):
-            if planned > cap + TOLERANCE_KW:
-                want[slot] = max(want.get(slot, 0.0), planned)
+    sites = [s for s in site_ids if s in plan.site_power_kw]
+    phrases = tuple(f"site {s} import limit" for s in sites)
     short = sum(
         o.shortfall_kwh
         for o in plan.outcomes
-        if o.shortfall_kwh > 0 and o.reason and f"grid event {prefix}" in o.reason
+        if o.shortfall_kwh > 0 and o.reason and any(p in o.reason for p in phrases)
     )
-    if short > 0 and not want:
-        binding = [
-            (slot, cap)
-            for r in ours
-            for slot, cap, planned in zip(r.slots, r.cap_kw, r.planned_import_kw, strict=True)
-            if planned >= cap - TOLERANCE_KW
-        ]
-        if binding:
-            extra = short / (len(binding) * grid.step_hours)
-            for slot, cap in binding:
-                want[slot] = max(want.get(slot, 0.0), cap + extra)
+    if short <= 0:
+        return []
+    cap = [math.inf] * grid.n_slots
+    for e in limits:
+        if e.cap_kw is None:
+            continue
+        for t in range(grid.n_slots):
+            if grid.overlap_fraction(t, e.start, e.end) > 0:
+                cap[t] = min(cap[t], e.cap_kw)
+    planned = [sum(plan.site_power_kw[s][t] for s in sites) for t in range(grid.n_slots)]
+    binding = [
+        (t, c) for t, c in enumerate(cap) if math.isfinite(c) and planned[t] >= c - TOLERANCE_KW
+    ]
+    if not binding:
+        return []
+    extra = short / (len(binding) * grid.step_hours)
     return [
         ForecastedBlock(
-            capacity=math.ceil(kw * 10) / 10,
+            capacity=math.ceil((c + extra) * 10) / 10,
             phase=Phase.ALL,
             unit=CapacityUnit.KW,
-            start_time=grid.slot_start(slot),
-            end_time=grid.slot_start(slot) + grid.step,
+            start_time=grid.slot_start(t),
+            end_time=grid.slot_start(t) + grid.step,
         )
-        for slot, kw in sorted(want.items())
+        for t, c in binding
     ]
 
 
@@ -166,6 +183,3 @@ def energy_measurements(
             (EnergyFlowDirection.EXPORT, exported),
         )
     ]
-
-
-APPLIED_TYPES = frozenset({CapacityForecastType.CONSUMPTION})

@@ -2,21 +2,29 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import httpx
 
+from aggregator.domain import FleetProblem, Plan
 from tests.oscp.conftest import CP_TOKEN, FP_TOKEN, Running
 from tests.oscp.peer import iso
 
 GROUP = "depot-group"
 
 
-def forecast(kw: float, hours: float = 4, **block: object) -> dict[str, object]:
+IMPORT = f"limit/import/oscp/{GROUP}/"
+EXPORT = f"limit/export/oscp/{GROUP}/"
+
+
+def forecast(
+    kw: float, hours: float = 4, kind: str = "CONSUMPTION", **block: object
+) -> dict[str, object]:
     start = datetime.now(UTC) - timedelta(minutes=1)
     return {
         "group_id": GROUP,
-        "type": "CONSUMPTION",
+        "type": kind,
         "forecasted_blocks": [
             {
                 "capacity": kw,
@@ -34,8 +42,30 @@ def oscp_events(r: Running) -> dict[str, tuple[str, float | None]]:
     return {
         x.event.event_id: (x.status, x.event.cap_kw)
         for x in r.service.repo.events()
-        if x.event.event_id.startswith("oscp/")
+        if x.event.event_id.startswith(("oscp/", "limit/"))
     }
+
+
+def latest(r: Running) -> Plan | None:
+    """The current plan (call it on the service loop, as ``Running.wait`` does)."""
+    current = r.service.controller.current
+    return None if current is None else current.plan
+
+
+def current_plan(r: Running) -> Plan | None:
+    return r.on_loop(lambda: latest(r))
+
+
+def problem_now(r: Running) -> FleetProblem:
+    return r.on_loop(lambda: r.service.controller.build_problem())
+
+
+def within(plan: Plan | None, limit_kw: float, hours: float) -> bool:
+    """The plan's depot import stays at or below ``limit_kw`` over its first ``hours``."""
+    if plan is None:
+        return False
+    n = int(hours / plan.grid.step_hours)
+    return max(plan.site_power_kw["depot"][:n]) <= limit_kw + 1e-6
 
 
 def test_registration_handshake_and_heartbeat_both_ways(oscp_service: Running) -> None:
@@ -96,20 +126,17 @@ def test_capacity_forecast_becomes_plan_limits(oscp_service: Running) -> None:
 
     # 8 kW for the group (base load 2 kW included): 6 kW left for v0, still enough.
     assert cp.call("update_group_capacity_forecast", forecast(8.0)).status_code == 204
-    assert oscp_events(r) == {f"oscp/{GROUP}/0": ("active", 8.0)}
+    assert oscp_events(r) == {f"{IMPORT}0": ("active", 8.0)}
+    # A per-slot import limit of the site, not a grid event.
+    depot = problem_now(r).site_by_id["depot"]
+    assert depot.import_limit_kw_slots[:12] == (8.0,) * 12
+    assert not problem_now(r).events
 
-    def capped() -> bool:
-        current = r.service.controller.current
-        return current is not None and any(
-            e.event_id == f"oscp/{GROUP}/0" for e in current.plan.events
-        )
-
-    r.wait(capped)
-    plan = r.on_loop(lambda: r.service.controller.current).plan  # type: ignore[union-attr]
-    (result,) = plan.events
-    assert max(result.planned_import_kw) <= 8.0 + 1e-6
-    assert max(plan.site_power_kw["depot"][s] for s in result.slots) <= 8.0 + 1e-6
+    r.wait(lambda: within(latest(r), 8.0, 3.5))
+    plan = current_plan(r)
+    assert plan is not None and not plan.events
     assert plan.total_shortfall_kwh < 1e-6
+    assert plan.cost.site_limit_penalty < 1e-6
     assert not cp.messages("adjust_group_capacity_forecast")
 
     # A new forecast replaces the old one: two blocks in amperes (16 A x 230 V x 3 = 11.04 kW).
@@ -123,15 +150,17 @@ def test_capacity_forecast_becomes_plan_limits(oscp_service: Running) -> None:
     body = {"group_id": GROUP, "type": "CONSUMPTION", "forecasted_blocks": blocks}
     assert cp.call("update_group_capacity_forecast", body).status_code == 204
     events = oscp_events(r)
-    assert events[f"oscp/{GROUP}/0"][0] == "active"
-    assert abs(events[f"oscp/{GROUP}/0"][1] - 11.04) < 1e-9  # type: ignore[operator]
-    assert events[f"oscp/{GROUP}/1"] == ("active", 9.0)
+    assert events[f"{IMPORT}0"][0] == "active"
+    assert abs(events[f"{IMPORT}0"][1] - 11.04) < 1e-9  # type: ignore[operator]
+    assert events[f"{IMPORT}1"] == ("active", 9.0)
+    limits = problem_now(r).site_by_id["depot"].import_limit_kw_slots
+    assert abs(limits[0] - 11.04) < 1e-9 and limits[5] == 9.0
 
     # Fewer blocks than before: the extra one is cancelled.
     assert cp.call("update_group_capacity_forecast", forecast(8.0)).status_code == 204
     assert oscp_events(r) == {
-        f"oscp/{GROUP}/0": ("active", 8.0),
-        f"oscp/{GROUP}/1": ("cancelled", 9.0),
+        f"{IMPORT}0": ("active", 8.0),
+        f"{IMPORT}1": ("cancelled", 9.0),
     }
 
 
@@ -143,13 +172,46 @@ def test_adjust_requested_when_the_fleet_needs_more(oscp_service: Running) -> No
     # Without departure constraints both stay 8 h and want 0.8: 48 kWh. 4 kW for the group
     # for 10 h, 2 kW of it base load, leaves 16 kWh: the plan needs more.
     assert cp.call("update_group_capacity_forecast", forecast(4.0, hours=10)).status_code == 204
+    # The capacity is hard: the plan stays within it and the vehicles leave short.
+    r.wait(lambda: within(latest(r), 4.0, 4.0))
+    plan = current_plan(r)
+    assert plan is not None and plan.total_shortfall_kwh > 1.0
+    assert plan.cost.site_limit_penalty < 1e-6
+    assert all(
+        o.reason == "limited by site depot import limit"
+        for o in plan.outcomes
+        if o.shortfall_kwh > 0
+    )
     adjust = cp.wait_for("adjust_group_capacity_forecast")
     assert adjust["group_id"] == GROUP and adjust["type"] == "CONSUMPTION"
     asked = adjust["forecasted_blocks"]
     assert asked and all(b["unit"] == "KW" and b["phase"] == "ALL" for b in asked)
     assert all(b["capacity"] > 4.0 for b in asked)
-    # It asks for what the plan would import, within the site's 20 kW connection.
-    assert max(b["capacity"] for b in asked) <= 20.0 + 0.1
+    # The forecast plus the shortfall spread over the slots where the forecast binds.
+    assert max(b["capacity"] for b in asked) <= 4.0 + 48.0 / 2.0 + 0.1
+
+
+def test_generation_forecast_becomes_an_export_limit(oscp_service: Running) -> None:
+    r, cp = oscp_service, oscp_service.cp
+    cp.wait_for("handshake")
+    # The depot may export 20 kW at its connection; the DSO allows 3 kW for the next 2 h.
+    fleet = r.service.repo.load_fleet()
+    sites = tuple(replace(s, export_limit_kw=20.0) for s in fleet.sites)
+    r.service.repo.save_fleet(replace(fleet, sites=sites))
+    r.on_loop(r.service.controller.reload_fleet)
+    body = forecast(3.0, hours=2, kind="GENERATION")
+    assert cp.call("update_group_capacity_forecast", body).status_code == 204
+    assert oscp_events(r) == {f"{EXPORT}0": ("active", 3.0)}
+    depot = problem_now(r).site_by_id["depot"]
+    n = 2 * 4  # 15-minute slots; the block began a minute ago
+    assert depot.export_limit_kw_slots[:n] == (3.0,) * n
+    assert depot.export_limit_kw_slots[n + 1 :] == (20.0,) * (
+        len(depot.export_limit_kw_slots) - n - 1
+    )
+    assert depot.import_limit_kw_slots == ()
+    # An import forecast later leaves the export limit as it is.
+    assert cp.call("update_group_capacity_forecast", forecast(8.0)).status_code == 204
+    assert oscp_events(r) == {f"{EXPORT}0": ("active", 3.0), f"{IMPORT}0": ("active", 8.0)}
 
 
 def test_measurements_from_stored_telemetry(oscp_service: Running) -> None:
