@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 
 from aggregator.domain import FleetProblem, ValidationError
+from aggregator.domain.problem import apply_site_limits, site_limit_event_id
 from models.heuristic import heuristic_powers
 from models.planner import PlannerSettings, PyomoPlanner, build_lp, compile_problem
 from models.planner.evaluate import build_plan
-from tests.fleet_builders import ev, make_problem
+from tests.fleet_builders import cap_event, ev, make_problem
 
 TOL = 1e-6
 
@@ -128,3 +129,20 @@ def test_heuristic_respects_the_slot_limit() -> None:
     net = np.asarray(plan.site_power_kw["site-0"])
     assert np.all(net <= np.asarray([5, 12, 3, 30]) + TOL)
     assert plan.cost.site_limit_penalty == 0.0
+
+
+def test_site_limit_events_become_per_slot_limits_shared_by_static_limit() -> None:
+
+    problem = make_problem(n_slots=4, site_limit_kw={"a": 30.0, "b": 10.0}, export_limit_kw=5.0)
+    events = [
+        replace(cap_event("x", 0, 1.5, cap_kw=8.0), event_id=site_limit_event_id("import", "g/0")),
+        replace(cap_event("x", 1, 2, cap_kw=4.0), event_id=site_limit_event_id("import", "g/1")),
+        replace(cap_event("x", 3, 4, cap_kw=2.0, sites=["b"]), event_id="limit/export/g/0"),
+        cap_event("ordinary", 0, 4, cap_kw=1.0),  # not a site limit: ignored
+    ]
+    a, b = apply_site_limits(problem.grid, problem.sites, events)
+    # 3/4 to a, 1/4 to b; slot 1 touched by both blocks: the tighter holds.
+    assert a.import_limit_kw_slots == (6.0, 3.0, 30.0, 30.0)
+    assert b.import_limit_kw_slots == (2.0, 1.0, 10.0, 10.0)
+    assert a.export_limit_kw_slots == ()
+    assert b.export_limit_kw_slots == (5.0, 5.0, 5.0, 2.0)
