@@ -654,7 +654,7 @@ def oscp_settings(config: OscpConfig) -> OscpSettings:
 
 
 async def start_oscp(config: OscpConfig, service: Service, clock: Clock) -> OscpProvider:
-    """The OSCP flexibility provider: forecasts become grid-event caps (docs/oscp.md)."""
+    """The OSCP flexibility provider: forecasts become per-slot site limits (docs/oscp.md)."""
     known = {s.site_id for s in service.controller.fleet.sites}
     for group, sites in config.groups.items():
         unknown = sorted(set(sites) - known)
