@@ -281,7 +281,7 @@ class OscpConfig(BaseModel):
 
 class RuntimeSettings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="AGGREGATOR_", env_nested_delimiter="__", extra="forbid"
+        env_prefix="AGGREGATOR_", env_nested_delimiter="__", extra="forbid", env_ignore_empty=True
     )
 
     database_url: str = Field(
