@@ -12,19 +12,18 @@ import ipaddress
 import ssl
 import warnings
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from websockets.exceptions import InvalidHandshake, InvalidStatus
 
 from connectors.ocpp import OcppCentralSystem, OcppChargerSettings, OcppSettings
 from connectors.ocpp.settings import OCPP_TLS12_CIPHERS
+from tests.certs import issue
 from tests.ocpp.clients import connect
 from tests.ocpp.test_central_system import CHARGERS, Handler, until
 
@@ -41,64 +40,11 @@ class Pki:
         return self.dir / f"{name}.key"
 
 
-def _issue(
-    name: str,
-    key: ec.EllipticCurvePrivateKey,
-    issuer: x509.Name | None,
-    issuer_key: ec.EllipticCurvePrivateKey,
-    *,
-    ca: bool = False,
-    san: list[x509.GeneralName] | None = None,
-) -> x509.Certificate:
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = datetime.now(UTC)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(issuer or subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(minutes=5))
-        .not_valid_after(now + timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()),
-            critical=False,
-        )
-    )
-    if ca:
-        builder = builder.add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-    else:
-        builder = builder.add_extension(
-            x509.ExtendedKeyUsage(
-                [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
-            ),
-            critical=False,
-        )
-    if san:
-        builder = builder.add_extension(x509.SubjectAlternativeName(san), critical=False)
-    return builder.sign(issuer_key, hashes.SHA256())
-
-
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     d = tmp_path_factory.mktemp("ocpp-pki")
     ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_cert = _issue("Test OCPP CA", ca_key, None, ca_key, ca=True)
+    ca_cert = issue("Test OCPP CA", ca_key, None, ca_key, ca=True)
     (d / "ca.pem").write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
     for name, san in [
         ("server", [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
@@ -106,7 +52,7 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
         ("c1", None),
     ]:
         key = ec.generate_private_key(ec.SECP256R1())
-        cert = _issue(name, key, ca_cert.subject, ca_key, san=san)
+        cert = issue(name, key, ca_cert.subject, ca_key, san=san)
         (d / f"{name}.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
         (d / f"{name}.key").write_bytes(
             key.private_bytes(

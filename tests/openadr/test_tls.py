@@ -15,7 +15,7 @@ import logging
 import re
 import ssl
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -24,9 +24,8 @@ import aiohttp
 import pytest
 from aiohttp import web
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from openleadr import OpenADRServer
 from openleadr import messaging as oadr_messaging
 from openleadr.service.vtn_service import VTNService
@@ -34,6 +33,7 @@ from openleadr.service.vtn_service import VTNService
 from connectors.openadr import tls
 from connectors.openadr.validation import OutgoingMessageError, OutgoingValidator
 from connectors.openadr.ven import Ven, VenSettings
+from tests.certs import issue
 from tests.openadr.vtn import POLL, PREFIX, VTN_ID, Vtn, _AckingOptService, free_port, run, until
 
 # openleadr's OpenADRServer stores itself in its aiohttp app under a str key (server.py).
@@ -68,64 +68,11 @@ def _write_key(key: ec.EllipticCurvePrivateKey, path: Path) -> Path:
     return path
 
 
-def _issue(
-    name: str,
-    key: ec.EllipticCurvePrivateKey,
-    issuer: x509.Name | None,
-    issuer_key: ec.EllipticCurvePrivateKey,
-    *,
-    ca: bool = False,
-    san: list[x509.GeneralName] | None = None,
-) -> x509.Certificate:
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = datetime.now(UTC)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(issuer or subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(minutes=5))
-        .not_valid_after(now + timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()),
-            critical=False,
-        )
-    )
-    if ca:
-        builder = builder.add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-    else:
-        builder = builder.add_extension(
-            x509.ExtendedKeyUsage(
-                [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
-            ),
-            critical=False,
-        )
-    if san:
-        builder = builder.add_extension(x509.SubjectAlternativeName(san), critical=False)
-    return builder.sign(issuer_key, hashes.SHA256())
-
-
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     d = tmp_path_factory.mktemp("pki")
     ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_cert = _issue("Test OpenADR CA", ca_key, None, ca_key, ca=True)
+    ca_cert = issue("Test OpenADR CA", ca_key, None, ca_key, ca=True)
     (d / "ca.pem").write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
     paths: dict[str, Path] = {}
     for name, san in [
@@ -134,7 +81,7 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
         ("other", None),
     ]:
         key = ec.generate_private_key(ec.SECP256R1())
-        cert = _issue(f"test-{name}", key, ca_cert.subject, ca_key, san=san)
+        cert = issue(f"test-{name}", key, ca_cert.subject, ca_key, san=san)
         paths[f"{name}_cert"] = d / f"{name}.pem"
         paths[f"{name}_cert"].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
         paths[f"{name}_key"] = _write_key(key, d / f"{name}.key")
