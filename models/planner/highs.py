@@ -43,11 +43,10 @@ class HighsResult:
     solve_s: float
 
 
-def solve_lp(lp: LpArrays, settings: PlannerSettings) -> HighsResult:
-    """Solve with the configured time limit. ``x`` is only set for an optimal solve."""
+def load_lp(lp: LpArrays, settings: PlannerSettings) -> highspy.Highs:
+    """A quiet HiGHS instance holding ``lp`` (no time limit set: the caller sets it)."""
     h = highspy.Highs()
     h.setOptionValue("output_flag", False)
-    h.setOptionValue("time_limit", float(settings.time_limit_s))
     h.setOptionValue("threads", int(settings.threads))
     model = highspy.HighsLp()
     n_rows, n_cols = lp.shape
@@ -66,6 +65,13 @@ def solve_lp(lp: LpArrays, settings: PlannerSettings) -> HighsResult:
     model.a_matrix_.num_row_ = n_rows
     model.a_matrix_.num_col_ = n_cols
     h.passModel(model)
+    return h
+
+
+def solve_lp(lp: LpArrays, settings: PlannerSettings) -> HighsResult:
+    """Solve with the configured time limit. ``x`` is only set for an optimal solve."""
+    h = load_lp(lp, settings)
+    h.setOptionValue("time_limit", float(settings.time_limit_s))
     start = time.perf_counter()
     h.run()
     solve_s = time.perf_counter() - start

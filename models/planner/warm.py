@@ -36,7 +36,7 @@ from models.heuristic import plan_heuristic
 from models.planner.compiled import CompiledProblem, FloatArray
 from models.planner.direct import build_direct
 from models.planner.evaluate import build_plan
-from models.planner.highs import HighsResult, LpArrays
+from models.planner.highs import HighsResult, LpArrays, load_lp
 from models.planner.layout import powers_from_solution
 from models.planner.planner import PyomoPlanner
 from models.planner.settings import PlannerSettings
@@ -70,27 +70,7 @@ def _changed(old: FloatArray, new: FloatArray) -> np.ndarray:
 
 
 def _new_highs(lp: LpArrays, settings: PlannerSettings) -> highspy.Highs:
-    h = highspy.Highs()  # type: ignore[no-untyped-call]
-    h.setOptionValue("output_flag", False)
-    h.setOptionValue("threads", int(settings.threads))
-    model = highspy.HighsLp()
-    n_rows, n_cols = lp.shape
-    model.num_col_ = n_cols
-    model.num_row_ = n_rows
-    model.col_cost_ = lp.c
-    model.col_lower_ = lp.col_lb
-    model.col_upper_ = lp.col_ub
-    model.row_lower_ = lp.row_lb
-    model.row_upper_ = lp.row_ub
-    model.offset_ = lp.offset
-    model.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-    model.a_matrix_.start_ = lp.a.indptr
-    model.a_matrix_.index_ = lp.a.indices
-    model.a_matrix_.value_ = lp.a.data
-    model.a_matrix_.num_row_ = n_rows
-    model.a_matrix_.num_col_ = n_cols
-    h.passModel(model)
-    return h
+    return load_lp(lp, settings)
 
 
 def _update(h: highspy.Highs, old: LpArrays, new: LpArrays) -> int:
