@@ -82,6 +82,16 @@ class EventLifecycle:
                 return EventDecision(
                     event.event_id, "unchanged", stored.opt, stored.reason, replan=False
                 )
+            if event.modification_number == known and event.status not in (
+                "cancelled",
+                "completed",
+            ):
+                # The VTN moves an event far -> near -> active as time passes without a new
+                # modification: nothing to decide again; keep our answer and state.
+                self.store.save(replace(stored, event=replace(stored.event, status=event.status)))
+                return EventDecision(
+                    event.event_id, "unchanged", stored.opt, stored.reason, replan=False
+                )
         if event.status == "cancelled":
             return self._cancel(event, stored, "cancelled by the VTN")
         if event.status == "completed" and stored is not None:

@@ -153,9 +153,9 @@ class EventSettlements:
                 settlement.compliance_pct,
                 settlement.baseline,
             )
-        self.store.save_settlement(out)
-        if record.state == "active":
+        if record.state == "active":  # first: whoever sees the settlement sees it completed
             self.events.save(replace(record, state="completed"))
+        self.store.save_settlement(out)
         return out
 
     def _telemetry(self, since: datetime, until: datetime, sites: Sequence[str]) -> list[Telemetry]:

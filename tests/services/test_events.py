@@ -162,3 +162,15 @@ def test_an_event_gone_or_completed_after_its_end_is_completed_not_cancelled(wor
     assert life.store.get("e2").state == "completed"
     assert life.store.get("e3").state == "active"
     assert active(repo) == {"e1/0", "e2/0", "e3/0"}  # limits of what ran stay on record
+
+
+def test_a_status_change_without_a_new_modification_is_not_decided_again(world) -> None:  # type: ignore[no-untyped-def]
+    life, repo = world
+    first = life.receive(dr("e1"))
+    assert first.opt == "optIn"
+    near = life.receive(dr("e1", status="near"))
+    assert (near.action, near.opt, near.replan) == ("unchanged", "optIn", False)
+    held = life.store.get("e1")
+    assert held.event.status == "near" and held.state == "active"
+    assert held.received_at == life.store.get("e1").received_at
+    assert active(repo) == {"e1/0"}
