@@ -92,7 +92,9 @@ class Repository(Protocol):
 
     def load_fleet(self) -> Fleet: ...
 
-    def delete_asset(self, kind: Literal["site", "charger", "vehicle"], asset_id: str) -> bool:
+    def delete_asset(
+        self, kind: Literal["site", "charger", "vehicle", "battery"], asset_id: str
+    ) -> bool:
         """True if it existed; ``ValueError`` while something depends on it."""
         ...
 

@@ -86,6 +86,8 @@ async def _save_site(ctx: ApiContext, site_id: str, body: SiteFields) -> SiteBod
     if body.battery is not None:
         batteries = (SiteBattery(site_id, **body.battery.model_dump()),)
     await store(ctx.repo.save_fleet, Fleet((site,), (), (), batteries))
+    if not batteries:  # a replace without a battery removes the one stored
+        await store(ctx.repo.delete_asset, "battery", site_id)
     await changed(ctx, f"site {site_id} saved")
     return _site_body(site, batteries[0] if batteries else None)
 

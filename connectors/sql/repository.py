@@ -45,7 +45,7 @@ from connectors.sql.schema import (
     VehicleRow,
 )
 
-AssetKind = Literal["site", "charger", "vehicle"]
+AssetKind = Literal["site", "charger", "vehicle", "battery"]
 
 
 class SqlRepository:
@@ -113,12 +113,18 @@ class SqlRepository:
             )
 
     def delete_asset(self, kind: AssetKind, asset_id: str) -> bool:
-        """Delete a site (with its battery), a charger or a vehicle; True if it existed.
+        """Delete a site (with its battery), a site's battery, a charger or a vehicle; True if
+        it existed.
 
         A site with chargers, or a charger with an open session, is refused (``ValueError``):
         the caller deletes what depends on it first.
         """
-        model = {"site": SiteRow, "charger": ChargerRow, "vehicle": VehicleRow}[kind]
+        model = {
+            "site": SiteRow,
+            "charger": ChargerRow,
+            "vehicle": VehicleRow,
+            "battery": SiteBatteryRow,  # by site id
+        }[kind]
         with self._write.begin() as s:
             if kind == "site":
                 held = s.scalar(select(ChargerRow.charger_id).where(ChargerRow.site_id == asset_id))

@@ -75,8 +75,12 @@ def test_operator_crud_of_sites_chargers_vehicles_fleets(running: Running) -> No
         )
         assert r.status_code == 201, r.text
         assert c.get("/api/v1/vehicles/van-1").json()["fleet_id"] == "vans"
-        r = c.put("/api/v1/sites/yard", json={"import_limit_kw": 60})
+        battery = {"capacity_kwh": 50, "max_charge_kw": 20, "max_discharge_kw": 20}
+        r = c.put("/api/v1/sites/yard", json={"import_limit_kw": 55, "battery": battery})
+        assert r.status_code == 200 and c.get("/api/v1/sites/yard").json()["battery"] is not None
+        r = c.put("/api/v1/sites/yard", json={"import_limit_kw": 60})  # replaced: no battery
         assert r.status_code == 200 and r.json()["import_limit_kw"] == 60
+        assert c.get("/api/v1/sites/yard").json()["battery"] is None
         assert c.put("/api/v1/sites/nope", json={"import_limit_kw": 1}).status_code == 404
         # The controller plans with the new assets at once.
         assert running.on_loop(
