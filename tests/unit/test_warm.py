@@ -7,9 +7,9 @@ from collections.abc import Sequence
 import numpy as np
 import pytest
 
-from aggregator.domain import FleetProblem, Plan, SiteBattery
+from aggregator.domain import FleetProblem, GridEvent, Plan, SiteBattery
 from models.planner import PlannerSettings, PyomoPlanner
-from models.planner.warm import WarmPlanner
+from models.planner.warm import KIND_CODE, WarmPlanner
 from tests.fleet_builders import cap_event, ev, make_problem
 
 PRICES = [40.0, 30.0, 20.0, 80.0, 200.0, 90.0, 30.0, -10.0]
@@ -21,19 +21,29 @@ def problem(
     soc: float = 0.3,
     target: float = 0.8,
     last_departure: float = 12,
+    v2g_arrival: float = 1.5,
     shed: bool = True,
+    extra: Sequence[GridEvent] = (),
+    first: Sequence[GridEvent] = (),
 ) -> FleetProblem:
     sessions = [
         ev(0, 6, arrival_soc=soc, target_soc=target, charge_efficiency=0.9),
         ev(
-            1.5, 8, arrival_soc=0.6, target_soc=0.7, v2g=True, min_soc=0.2, discharge_efficiency=0.9
+            v2g_arrival,
+            8,
+            arrival_soc=0.6,
+            target_soc=0.7,
+            v2g=True,
+            min_soc=0.2,
+            discharge_efficiency=0.9,
         ),
         ev(2, 7, energy_kwh=15.0, site="b"),
         ev(0, last_departure, arrival_soc=0.1, target_soc=0.9, site="b"),
     ]
-    events = [cap_event("cap", 3, 5, cap_kw=20.0)]
+    events = [*first, cap_event("cap", 3, 5, cap_kw=20.0)]
     if shed:
         events.append(cap_event("shed", 5, 6, shed_kw=2.0))
+    events.extend(extra)
     return make_problem(
         sessions,
         n_slots=8,
@@ -52,14 +62,23 @@ def cold(p: FleetProblem) -> Plan:
     return PyomoPlanner(PlannerSettings(), builder="direct").plan(p)
 
 
-def assert_same(warm: Plan, ref: Plan) -> None:
+def assert_same(warm: Plan, ref: Plan, *, unique: bool = True) -> None:
+    """Same objective; with ``unique`` (the optimum is unique) also the same powers."""
     assert warm.solver_path == ref.solver_path == "lp"
     assert warm.cost.total == pytest.approx(ref.cost.total, rel=1e-7, abs=1e-6)
+    assert [e.event_id for e in warm.events] == [e.event_id for e in ref.events]
+    if not unique:
+        for we, ce in zip(warm.events, ref.events, strict=True):
+            assert we.violation_kwh == pytest.approx(ce.violation_kwh, abs=1e-6)
+        return
     for a, b in zip(warm.schedules, ref.schedules, strict=True):
         assert a.session_id == b.session_id
         np.testing.assert_allclose(a.power_kw, b.power_kw, atol=1e-5)
     for site, power in ref.site_power_kw.items():
         np.testing.assert_allclose(warm.site_power_kw[site], power, atol=1e-5)
+    for we, ce in zip(warm.events, ref.events, strict=True):
+        np.testing.assert_allclose(we.cap_kw, ce.cap_kw, atol=1e-6)
+        np.testing.assert_allclose(we.planned_import_kw, ce.planned_import_kw, atol=1e-5)
 
 
 def test_warm_replan_of_the_same_state_is_the_cold_plan() -> None:
@@ -77,21 +96,51 @@ def test_warm_replan_of_the_same_state_is_the_cold_plan() -> None:
 
 
 @pytest.mark.parametrize(
-    "changed",
+    ("changed", "kind"),
     [
-        problem([p * 1.5 - 20.0 for p in reversed(PRICES)]),  # a new price series: costs
-        problem(soc=0.5),  # measured SoC: row and column bounds
-        problem(target=0.95),  # a changed departure energy: row bounds
+        # a new price series: costs
+        (problem([p * 1.5 - 20.0 for p in reversed(PRICES)]), "bounds"),
+        # measured SoC (telemetry): row and column bounds
+        (problem(soc=0.5), "bounds"),
+        # a changed departure energy: row bounds
+        (problem(target=0.95), "bounds"),
+        # a departure later within its last slot: its share of that slot, i.e. the 1/share
+        # coefficients of the instantaneous site row and the one-direction row
+        (problem(v2g_arrival=1.2), "coefficients"),
+        # a new event cap whose window starts after the kept ones: rows and slack columns
+        # appended to the kept model
+        (problem(extra=[cap_event("new", 6, 8, cap_kw=12.0)]), "rows added"),
+        # ... and one that starts first: the planner appends it all the same
+        (problem(first=[cap_event("early", 0, 3, cap_kw=15.0, sites=["b"])]), "rows added"),
     ],
-    ids=["prices", "soc", "departure-energy"],
+    ids=["prices", "soc", "departure-energy", "arrival-within-slot", "new-cap", "new-cap-first"],
 )
-def test_warm_replan_after_costs_or_bounds_change_is_the_cold_plan(changed: FleetProblem) -> None:
+def test_warm_replan_after_a_change_is_the_cold_plan(changed: FleetProblem, kind: str) -> None:
     planner = WarmPlanner()
     planner.plan(problem())
     plan = planner.plan(changed)
     assert planner.last_warm
+    assert planner.last_kind == kind
+    assert plan.timings_s["warm_kind"] == KIND_CODE[kind]
     assert plan.timings_s["changed_entries"] > 0
     assert_same(plan, cold(changed))
+    # The model now holds the new state: the same state again is warm with nothing to change.
+    again = planner.plan(changed)
+    assert planner.last_kind == "bounds"
+    assert again.timings_s["changed_entries"] == 0.0
+    assert_same(again, cold(changed))
+
+
+def test_a_new_cap_with_a_price_update_and_new_soc_at_once_is_the_cold_plan() -> None:
+    planner = WarmPlanner()
+    planner.plan(problem())
+    changed = problem(
+        [p + 25.0 for p in PRICES], soc=0.45, extra=[cap_event("new", 2, 7, cap_kw=9.0)]
+    )
+    plan = planner.plan(changed)
+    assert planner.last_kind == "rows added"
+    # Here the optimum is not unique (a charger can take a kWh in slot 2 or 3 at equal cost).
+    assert_same(plan, cold(changed), unique=False)
 
 
 @pytest.mark.parametrize(
@@ -105,6 +154,7 @@ def test_a_structure_change_plans_cold(changed: FleetProblem) -> None:
     plan = planner.plan(changed)
     assert not planner.last_warm
     assert plan.timings_s["warm"] == 0.0
+    assert plan.timings_s["warm_kind"] == KIND_CODE["cold"]
     assert_same(plan, cold(changed))
     # ... and the new structure is kept for the next re-plan.
     assert_same(planner.plan(changed), plan)
