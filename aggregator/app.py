@@ -75,6 +75,7 @@ from models.envelope import EnvelopeModel
 from models.feasibility import EnvelopeFeasibility, plan_baseline
 from models.forecast import PriceForecaster, QuantilePriceForecasts
 from models.planner import PlannerSettings, PyomoPlanner
+from models.planner.warm import WarmPlanner
 from models.settlement import MeterBaselineConfig
 from models.settlement.event import SettlerConfig, TelemetrySettler
 
@@ -280,11 +281,14 @@ async def start_service(
             ) from exc
         url = broker.url
     controller = FleetController(repo, forecasts, clock, control_settings(settings.planning))
-    planner = PyomoPlanner(PlannerSettings(time_limit_s=settings.planning.time_limit_s))
+    planner_settings = PlannerSettings(time_limit_s=settings.planning.time_limit_s)
     runtime = AggregatorRuntime(
         controller,
-        planner,
+        # The control loop re-plans warm (docs/planner.md, Warm re-plans); event baselines
+        # plan other problems and get their own cold planner, not to replace its kept model.
+        WarmPlanner(planner_settings),
         clock,
+        baseline_planner=PyomoPlanner(planner_settings),
         replan_every=timedelta(minutes=settings.planning.replan_minutes),
         speed=speed,
     )

@@ -38,9 +38,14 @@ class AggregatorRuntime:
         *,
         replan_every: timedelta = timedelta(minutes=5),
         speed: float = 1.0,
+        baseline_planner: Planner | None = None,
     ) -> None:
         self.controller = controller
+        # Control-loop re-plans: a warm planner keeps its model between them (one per runtime).
         self.planner = planner
+        # Event baselines (another problem each): a planner of their own, so they do not
+        # replace the control loop's kept model; ``planner`` when not given.
+        self.baseline_planner = baseline_planner or planner
         self.clock = clock
         self.replan_every = replan_every
         self.speed = speed
@@ -56,7 +61,8 @@ class AggregatorRuntime:
         # Deliveries go out one at a time, in the order their seq numbers were given.
         self._delivering = asyncio.Lock()
         self._boundary_at: datetime | None = None
-        # One solve at a time: plans and event baselines share the planner.
+        # One solve at a time (plans and event baselines): a re-plan never waits for a core
+        # that a baseline solve holds, and a planner never runs two solves at once.
         self._solving = asyncio.Lock()
         self.settlements: EventSettlements | None = None
         # Weekly departures: makes the constraints that are due, returns how many (a thread).
@@ -182,11 +188,13 @@ class AggregatorRuntime:
                 if self.recorder is not None:
                     self.recorder.plan(current.plan_id, plan, problem, now)
                 log.info(
-                    "plan %s (%s): %s/%s, %d sessions, shortfall %.1f kWh",
+                    "plan %s (%s): %s/%s %s in %.2f s, %d sessions, shortfall %.1f kWh",
                     current.plan_id,
                     reason,
                     plan.solver_path,
                     plan.solver_status,
+                    "warm" if plan.timings_s.get("warm") else "cold",
+                    self.plan_seconds[-1],
                     len(plan.schedules),
                     plan.total_shortfall_kwh,
                 )
@@ -258,7 +266,7 @@ class AggregatorRuntime:
                     now, without=frozenset(g.event_id for g in e.limits), cover=(e.start, e.end)
                 )
                 async with self._solving:
-                    plan = await asyncio.to_thread(self.planner.plan, problem)
+                    plan = await asyncio.to_thread(self.baseline_planner.plan, problem)
                 baseline = await asyncio.to_thread(settlements.save_baseline, record, plan, now)
                 if self.recorder is not None:
                     self.recorder.baseline(baseline)
