@@ -1,8 +1,8 @@
 """The fleet LP built straight into arrays (numpy/scipy) for HiGHS.
 
 This is the same LP as ``pyomo_model``, written as index arithmetic instead of algebra. It is
-the speed reference in ``bench/planner.py`` and the cross-check in the equivalence tests; the
-readable statement of the model is the Pyomo version.
+the production build (``PyomoPlanner``'s default); the readable statement of the model is the
+Pyomo version, and the equivalence tests check that both give the same LP and plan cost.
 """
 
 from __future__ import annotations

@@ -34,7 +34,7 @@ Builder = Literal["pyomo", "direct"]
 def build_lp(
     cp: CompiledProblem, settings: PlannerSettings, builder: Builder
 ) -> tuple[LpArrays, Layout]:
-    """The fleet LP as arrays, through Pyomo (production) or direct index arithmetic."""
+    """The fleet LP as arrays: direct index arithmetic (production) or the Pyomo reference."""
     if builder == "direct":
         return build_direct(cp, settings)
     lay = layout_of(cp)
@@ -61,10 +61,16 @@ def shed_caps(
 
 
 class PyomoPlanner:
-    """Plans a fleet with the Pyomo LP solved by HiGHS; falls back to least-laxity-first."""
+    """Plans a fleet with the fleet LP solved by HiGHS; falls back to least-laxity-first.
+
+    The LP is built by the lean array path (``builder="direct"``, the default): numpy index
+    arithmetic handed to highspy. The Pyomo model (``pyomo_model.py``) is the readable
+    statement of the same LP; ``builder="pyomo"`` builds through it on request, and the tests
+    check that both give the same LP and the same plan cost. (The class keeps its name.)
+    """
 
     def __init__(
-        self, settings: PlannerSettings | None = None, *, builder: Builder = "pyomo"
+        self, settings: PlannerSettings | None = None, *, builder: Builder = "direct"
     ) -> None:
         self.settings = settings or PlannerSettings()
         self.builder: Builder = builder
