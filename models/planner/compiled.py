@@ -149,52 +149,63 @@ def compile_problem(problem: FleetProblem) -> CompiledProblem:
     site_ids = tuple(s.site_id for s in problem.sites)
     site_index = {sid: i for i, sid in enumerate(site_ids)}
 
-    sessions: list[Session] = []
-    sess_site, first_slot, k_start = [], [], [0]
-    e0, e_floor, e_cap, e_req, eta_c, eta_d, v2g = [], [], [], [], [], [], []
-    k_sess: list[int] = []
-    k_slot: list[int] = []
-    pc_ub: list[float] = []
-    pd_ub: list[float] = []
-    share: list[float] = []
-    for s in problem.sessions:
-        vehicle = problem.vehicle_by_id[s.vehicle_id]
-        charger = problem.charger_by_id[s.charger_id]
-        pos_a, pos_d = grid.position(s.arrival), grid.position(s.departure)
-        lo, hi = max(0, math.floor(pos_a)), min(n, math.ceil(pos_d))
-        # Share of slot t plugged in, from positions in slot units (no datetime per slot).
-        kept = [(t, min(t + 1.0, pos_d) - max(float(t), pos_a)) for t in range(lo, hi)]
-        kept = [(t, f) for t, f in kept if f > _MIN_OVERLAP]
-        if not kept:
-            continue
-        p_c = min(vehicle.max_charge_kw, charger.max_charge_kw)
-        bidir = vehicle.v2g_allowed and vehicle.max_discharge_kw > 0 and charger.bidirectional
-        p_d = min(vehicle.max_discharge_kw, charger.max_discharge_kw) if bidir else 0.0
-        cap = vehicle.battery_kwh
-        start_e = s.arrival_soc * cap
-        target = s.target_energy_kwh(cap)
+    # Per session: scalars from the domain objects (one Python pass), then the plugged-in
+    # slots of every session expanded at once with numpy (no Python loop per slot).
+    grid_end = grid.end
+    all_sessions = problem.sessions
+    m = len(all_sessions)
+    pos_a, pos_d = np.empty(m), np.empty(m)
+    p_c, p_d = np.empty(m), np.empty(m)
+    cap, start_e, target = np.empty(m), np.empty(m), np.empty(m)
+    min_soc, eff_c, eff_d = np.empty(m), np.empty(m), np.empty(m)
+    bidir = np.zeros(m, dtype=bool)
+    site_of = np.empty(m, dtype=np.int64)
+    vehicles, chargers = problem.vehicle_by_id, problem.charger_by_id
+    for i, s in enumerate(all_sessions):
+        vehicle = vehicles[s.vehicle_id]
+        charger = chargers[s.charger_id]
+        pos_a[i], pos_d[i] = grid.position(s.arrival), grid.position(s.departure)
+        pc_i = min(vehicle.max_charge_kw, charger.max_charge_kw)
+        bi = vehicle.v2g_allowed and vehicle.max_discharge_kw > 0 and charger.bidirectional
+        p_c[i] = pc_i
+        p_d[i] = min(vehicle.max_discharge_kw, charger.max_discharge_kw) if bi else 0.0
+        bidir[i] = bi
+        c_i = vehicle.battery_kwh
+        cap[i] = c_i
+        start_e[i] = s.arrival_soc * c_i
         # A departure beyond the horizon: ask only for what could not be caught up afterwards.
-        after_h = max(0.0, (s.departure - grid.end).total_seconds() / 3600.0)
-        target -= vehicle.charge_efficiency * p_c * after_h
-        sessions.append(s)
-        sess_site.append(site_index[charger.site_id])
-        first_slot.append(kept[0][0])
-        for t, f in kept:
-            k_sess.append(len(sessions) - 1)
-            k_slot.append(t)
-            pc_ub.append(p_c * f)
-            pd_ub.append(p_d * f)
-            share.append(min(1.0, f))
-        k_start.append(len(k_sess))
-        e0.append(start_e)
-        # V2G never takes the battery below min SoC (or below where it arrived, if lower).
-        e_floor.append(min(s.min_soc * cap, start_e))
-        e_cap.append(cap)
-        # Never below the floor: a target beyond reach of the horizon is "keep the floor".
-        e_req.append(min(max(target, e_floor[-1]), cap))
-        eta_c.append(vehicle.charge_efficiency)
-        eta_d.append(vehicle.discharge_efficiency)
-        v2g.append(bidir)
+        after_h = max(0.0, (s.departure - grid_end).total_seconds() / 3600.0)
+        target[i] = s.target_energy_kwh(c_i) - vehicle.charge_efficiency * pc_i * after_h
+        min_soc[i] = s.min_soc
+        eff_c[i], eff_d[i] = vehicle.charge_efficiency, vehicle.discharge_efficiency
+        site_of[i] = site_index[charger.site_id]
+
+    # Candidate slots lo..hi-1 of every session, then the share of each plugged in (from
+    # positions in slot units), dropping rounding-noise overlaps.
+    lo = np.maximum(0, np.floor(pos_a)).astype(np.int64)
+    hi = np.minimum(n, np.ceil(pos_d)).astype(np.int64)
+    count = np.maximum(hi - lo, 0)
+    cand_sess = np.repeat(np.arange(m, dtype=np.int64), count)
+    run_start = np.cumsum(count) - count
+    cand_slot = lo[cand_sess] + np.arange(cand_sess.size, dtype=np.int64) - run_start[cand_sess]
+    t_f = cand_slot.astype(float)
+    f_all = np.minimum(t_f + 1.0, pos_d[cand_sess]) - np.maximum(t_f, pos_a[cand_sess])
+    keep = f_all > _MIN_OVERLAP
+    kept_sess, k_slot, f = cand_sess[keep], cand_slot[keep], f_all[keep]
+    per_sess = np.bincount(kept_sess, minlength=m)
+    has = per_sess > 0
+    idx = np.flatnonzero(has)  # sessions that stay, in problem order
+    new_of_old = np.cumsum(has) - 1
+    k_sess = new_of_old[kept_sess]
+    k_start = np.concatenate(([0], np.cumsum(per_sess[idx]))).astype(np.int64)
+    sessions = tuple(all_sessions[i] for i in idx.tolist())
+
+    e0 = start_e[idx]
+    cap_k = cap[idx]
+    # V2G never takes the battery below min SoC (or below where it arrived, if lower).
+    e_floor = np.minimum(min_soc[idx] * cap_k, e0)
+    # Never below the floor: a target beyond reach of the horizon is "keep the floor".
+    e_req = np.minimum(np.maximum(target[idx], e_floor), cap_k)
 
     net_base = np.zeros((len(site_ids), n))
     for i, site in enumerate(problem.sites):
@@ -216,22 +227,22 @@ def compile_problem(problem: FleetProblem) -> CompiledProblem:
         problem=problem,
         dt_h=dt_h,
         n_slots=n,
-        sessions=tuple(sessions),
-        sess_site=ints(sess_site),
-        first_slot=ints(first_slot),
-        k_start=ints(k_start),
-        e0_kwh=floats(e0),
-        e_floor_kwh=floats(e_floor),
-        e_cap_kwh=floats(e_cap),
-        e_req_kwh=floats(e_req),
-        eta_c=floats(eta_c),
-        eta_d=floats(eta_d),
-        v2g=np.asarray(v2g, dtype=bool),
-        k_sess=ints(k_sess),
-        k_slot=ints(k_slot),
-        pc_ub_kw=floats(pc_ub),
-        pd_ub_kw=floats(pd_ub),
-        k_share=floats(share),
+        sessions=sessions,
+        sess_site=site_of[idx],
+        first_slot=k_slot[k_start[:-1]],
+        k_start=k_start,
+        e0_kwh=e0,
+        e_floor_kwh=e_floor,
+        e_cap_kwh=cap_k,
+        e_req_kwh=e_req,
+        eta_c=eff_c[idx],
+        eta_d=eff_d[idx],
+        v2g=bidir[idx],
+        k_sess=k_sess,
+        k_slot=k_slot,
+        pc_ub_kw=p_c[kept_sess] * f,
+        pd_ub_kw=p_d[kept_sess] * f,
+        k_share=np.minimum(1.0, f),
         site_ids=site_ids,
         net_base_kw=net_base,
         import_limit_kw=np.asarray(

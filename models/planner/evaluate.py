@@ -145,42 +145,53 @@ def build_plan(
         site_limit_penalty=float(over.sum()) * dt * settings.site_limit_penalty_per_mwh / mwh,
     )
 
-    schedules, outcomes = [], []
-    power = pc - pd
-    for i, s in enumerate(cp.sessions):
-        ks = slice(cp.k_start[i], cp.k_start[i + 1])
-        cap_kwh = cp.e_cap_kwh[i]
-        schedules.append(
-            SessionSchedule(
-                session_id=s.session_id,
-                vehicle_id=s.vehicle_id,
-                charger_id=s.charger_id,
-                site_id=cp.site_ids[cp.sess_site[i]],
-                first_slot=int(cp.first_slot[i]),
-                power_kw=tuple(map(float, power[ks])),
-                soc=tuple(map(float, energy[ks] / cap_kwh)),
-            )
+    # Per-session objects from whole-array conversions (one ``tolist`` per quantity), sliced
+    # per session: the values are the same floats as converting slice by slice.
+    power = np.asarray(pc - pd, dtype=float).tolist()
+    soc = (energy / cp.e_cap_kwh[cp.k_sess]).tolist()
+    bounds = cp.k_start.tolist()
+    site_of = [cp.site_ids[j] for j in cp.sess_site.tolist()]
+    first = cp.first_slot.tolist()
+    target = cp.e_req_kwh.tolist()
+    delivered = (e_end - cp.e0_kwh).tolist()
+    soc_end = (e_end / cp.e_cap_kwh).tolist()
+    short_kwh = np.where(shortfall > _TOL_KWH, shortfall, 0.0).tolist()
+    schedules = [
+        SessionSchedule(
+            session_id=s.session_id,
+            vehicle_id=s.vehicle_id,
+            charger_id=s.charger_id,
+            site_id=site_of[i],
+            first_slot=first[i],
+            power_kw=tuple(power[bounds[i] : bounds[i + 1]]),
+            soc=tuple(soc[bounds[i] : bounds[i + 1]]),
         )
-        short = float(shortfall[i]) if shortfall[i] > _TOL_KWH else 0.0
-        outcomes.append(
-            SessionOutcome(
-                session_id=s.session_id,
-                vehicle_id=s.vehicle_id,
-                target_kwh=float(cp.e_req_kwh[i]),
-                delivered_kwh=float(e_end[i] - cp.e0_kwh[i]),
-                soc_at_departure=float(e_end[i] / cap_kwh),
-                shortfall_kwh=short,
-                reason=_shortfall_reason(cp, i, net, solver_path) if short else None,
-            )
+        for i, s in enumerate(cp.sessions)
+    ]
+    outcomes = [
+        SessionOutcome(
+            session_id=s.session_id,
+            vehicle_id=s.vehicle_id,
+            target_kwh=target[i],
+            delivered_kwh=delivered[i],
+            soc_at_departure=soc_end[i],
+            shortfall_kwh=short_kwh[i],
+            reason=_shortfall_reason(cp, i, net, solver_path) if short_kwh[i] else None,
         )
+        for i, s in enumerate(cp.sessions)
+    ]
 
     return Plan(
         grid=cp.problem.grid,
         schedules=tuple(schedules),
-        site_power_kw={sid: tuple(map(float, net[j])) for j, sid in enumerate(cp.site_ids)},
+        site_power_kw=dict(zip(cp.site_ids, map(tuple, net.tolist()), strict=True)),
         site_battery_kw={
-            cp.site_ids[int(site)]: tuple(map(float, batt_kw[b]))
-            for b, site in enumerate(cp.batt_site)
+            cp.site_ids[site]: tuple(row)
+            for site, row in zip(
+                cp.batt_site.tolist(),
+                np.asarray(batt_kw, dtype=float)[: cp.batt_site.size].tolist(),
+                strict=True,
+            )
         },
         outcomes=tuple(outcomes),
         events=tuple(events),
