@@ -22,14 +22,21 @@ with shed events, the shed baseline). The next plan compiles and builds the LP a
   event is always appended, the planner orders caps as the kept model has them (kept caps
   first, new ones after, each in the problem's order); the plan lists events in the
   problem's order, as a cold plan does.
-* anything else (a session arrives or leaves, a departure crosses a slot boundary, an event
-  ends or its window changes, a V2G flag or power limit changes): **cold**. The LP is built and
-  solved from scratch and that model is kept for the next plan.
+* **remapped**: anything else (a session arrives or leaves, a departure crosses a slot
+  boundary, the horizon rolls on by a slot, an event ends or its window changes). The new LP
+  is loaded afresh, and its starting basis is the kept one carried over by identity: columns
+  and rows are matched by block and (session id | site | battery | event id, slot), with
+  slots matched across a horizon that starts ``d`` slots later (``d`` = the start shift in
+  whole slots, rounded). Matched variables keep their status (basic, at lower, at upper);
+  new ones start nonbasic at their lower bound, new rows basic. HiGHS takes it as an *alien*
+  basis (it repairs the count of basic variables and any singularity itself) and the dual
+  simplex goes on from there. If the row count of the key blocks does not match the LP (the
+  builder's row order changed), or HiGHS refuses the basis, the solve is **cold**.
 
-In every warm case the model HiGHS solves is the cold LP of the new state entry for entry, so
-the answer is the cold answer (to solver tolerance; where the optimum is not unique, another
-optimum of equal cost). A warm solve that ends without an optimal solution is retried cold
-once before the heuristic fallback.
+In every case the model HiGHS solves is the cold LP of the new state entry for entry (only
+the starting basis differs), so the answer is the cold answer (to solver tolerance; where the
+optimum is not unique, another optimum of equal cost). A warm solve that ends without an
+optimal solution is retried cold once before the heuristic fallback.
 
 Solver options (measured on the 1,000-vehicle benchmark, ``bench/warm.py``): HiGHS' default
 dual simplex is the fastest from the kept basis after every kind of change, also after a
@@ -68,18 +75,149 @@ log = logging.getLogger(__name__)
 Int32Array = npt.NDArray[np.int32]
 WarmKind = Literal["bounds", "coefficients", "rows added"]
 # timings_s["warm_kind"]: 0 cold, then the kinds above in this order.
-KIND_CODE: dict[str, float] = {"cold": 0.0, "bounds": 1.0, "coefficients": 2.0, "rows added": 3.0}
+KIND_CODE: dict[str, float] = {
+    "cold": 0.0,
+    "bounds": 1.0,
+    "coefficients": 2.0,
+    "rows added": 3.0,
+    "remapped": 4.0,
+}
 # HiGHS option values used for every model this planner loads (see the module docstring).
 SOLVER_OPTIONS: dict[str, int] = {"simplex_scale_strategy": 4}
 
 
 @dataclass
 class _Kept:
-    """One kept HiGHS model, the arrays it currently holds and the events of its cap rows."""
+    """One kept HiGHS model, the arrays it currently holds and the problem they came from."""
 
     highs: highspy.Highs
     lp: LpArrays
-    cap_ids: tuple[str, ...]
+    cp: CompiledProblem
+
+    @property
+    def cap_ids(self) -> tuple[str, ...]:
+        return tuple(c.event.event_id for c in self.cp.caps)
+
+
+# --------------------------------------------------------------------------- remapped basis
+_SLOT_BITS = 16  # key = entity code << 16 | (slot + 1024)
+_SLOT_BASE = 1024
+_S = highspy.HighsBasisStatus
+_STATUS = (_S.kLower, _S.kBasic, _S.kUpper, _S.kZero, _S.kNonbasic)
+_LOWER, _BASIC, _UPPER = 0, 1, 2
+
+
+class _Codes:
+    """Integer codes for names (session ids, sites, events), shared by two problems."""
+
+    def __init__(self) -> None:
+        self._of: dict[tuple[str, str], int] = {}
+
+    def __call__(self, kind: str, names: Sequence[str]) -> npt.NDArray[np.int64]:
+        out = np.empty(len(names), dtype=np.int64)
+        for i, name in enumerate(names):
+            out[i] = self._of.setdefault((kind, name), len(self._of) + 1)
+        return out
+
+
+def _key(entity: npt.NDArray[np.int64], slot: npt.ArrayLike) -> npt.NDArray[np.int64]:
+    return (entity << _SLOT_BITS) | (np.asarray(slot, dtype=np.int64) + _SLOT_BASE)
+
+
+def _keys(
+    cp: CompiledProblem, codes: _Codes, d: int
+) -> tuple[list[npt.NDArray[np.int64]], list[npt.NDArray[np.int64]]]:
+    """Identity keys of the LP's column blocks and row blocks, in ``direct.py``'s order.
+
+    Slot ``t`` of this problem is keyed as ``t + d`` (``d``: its start in slots after the
+    other problem's)."""
+    n_t = cp.n_slots
+    sess = codes("session", [s.session_id for s in cp.sessions])
+    site = codes("site", list(cp.site_ids))
+    batt = codes("battery", [f"{cp.site_ids[int(b)]}#{i}" for i, b in enumerate(cp.batt_site)])
+    k = _key(sess[cp.k_sess], cp.k_slot + d)
+    vk = cp.v2g_k
+    v = k[vk]
+    t = np.tile(np.arange(n_t) + d, cp.n_sites)
+    st = _key(np.repeat(site, n_t), t)
+    bt = _key(np.repeat(batt, n_t), np.tile(np.arange(n_t) + d, batt.size))
+    ev = [_key(codes("event", [c.event.event_id] * c.slots.size), c.slots + d) for c in cp.caps]
+    ev_keys = np.concatenate(ev) if ev else np.zeros(0, dtype=np.int64)
+    sf = _key(sess, 0)
+    cols = [k, v, v, sf, st, st, st, st, bt, bt, bt, ev_keys]
+    inst = cp.instant_site_slots
+    rows = [
+        v,  # V2G energy balance
+        v[cp.pc_ub_kw[vk] > 0],  # one direction
+        sf[cp.v2g],  # V2G targets
+        sf[~cp.v2g],  # unidirectional targets
+        st,  # site balance
+        _key(site[inst // n_t], inst % n_t + d),  # instantaneous site limits
+        bt,  # site battery balance
+        ev_keys,  # event caps
+    ]
+    return cols, rows
+
+
+def _carry(
+    old_keys: list[npt.NDArray[np.int64]],
+    new_keys: list[npt.NDArray[np.int64]],
+    old_status: npt.NDArray[np.int8],
+    default: int,
+) -> npt.NDArray[np.int8]:
+    """New statuses: matched keys (block by block) take the old status, others ``default``."""
+    n_new = sum(int(b.size) for b in new_keys)
+    out = np.full(n_new, default, dtype=np.int8)
+    at_old = at_new = 0
+    for ob, nb in zip(old_keys, new_keys, strict=True):
+        _, io, inew = np.intersect1d(ob, nb, assume_unique=True, return_indices=True)
+        out[at_new + inew] = old_status[at_old + io]
+        at_old += int(ob.size)
+        at_new += int(nb.size)
+    return out
+
+
+def _statuses(values: Sequence[highspy.HighsBasisStatus]) -> npt.NDArray[np.int8]:
+    return np.fromiter((s.value for s in values), dtype=np.int8, count=len(values))
+
+
+def _remapped_basis(kept: _Kept, cp: CompiledProblem, lp: LpArrays) -> highspy.HighsBasis | None:
+    """The kept model's final basis carried over to ``lp`` by identity, or None."""
+    basis = kept.highs.getBasis()
+    if not basis.valid:
+        return None
+    old_grid, new_grid = kept.cp.problem.grid, cp.problem.grid
+    if old_grid.step != new_grid.step:
+        return None
+    d = round((new_grid.start - old_grid.start) / new_grid.step)
+    codes = _Codes()
+    old_cols, old_rows = _keys(kept.cp, codes, 0)
+    new_cols, new_rows = _keys(cp, codes, d)
+    shapes_ok = (
+        sum(b.size for b in old_cols) == kept.lp.shape[1]
+        and sum(b.size for b in old_rows) == kept.lp.shape[0]
+        and sum(b.size for b in new_cols) == lp.shape[1]
+        and sum(b.size for b in new_rows) == lp.shape[0]
+    )
+    if not shapes_ok:
+        log.warning("LP blocks do not match the warm planner's keys; planning cold")
+        return None
+    col = _carry(old_cols, new_cols, _statuses(basis.col_status), _LOWER)
+    row = _carry(old_rows, new_rows, _statuses(basis.row_status), _BASIC)
+    # A nonbasic variable must sit at a finite bound.
+    col[(col == _UPPER) & ~np.isfinite(lp.col_ub)] = _LOWER
+    col[(col == _LOWER) & ~np.isfinite(lp.col_lb)] = _UPPER
+    low_inf, up_inf = ~np.isfinite(lp.row_lb), ~np.isfinite(lp.row_ub)
+    row[(row == _LOWER) & low_inf] = _UPPER
+    row[(row == _UPPER) & up_inf] = _LOWER
+    row[(row != _BASIC) & low_inf & up_inf] = _BASIC
+    out = highspy.HighsBasis()
+    out.col_status = [_STATUS[i] for i in col.tolist()]
+    out.row_status = [_STATUS[i] for i in row.tolist()]
+    out.valid = True
+    # Alien: HiGHS makes the count of basic variables right and repairs a singular basis.
+    out.alien = True
+    return out
 
 
 def _same_pattern(a: sp.csc_array, b: sp.csc_array) -> bool:
@@ -259,11 +397,26 @@ class WarmPlanner(PyomoPlanner):
             return super().plan(problem)
 
     def _solve_lp(
-        self, lp: LpArrays, cap_ids: tuple[str, ...], timings: dict[str, float], prefix: str
+        self, lp: LpArrays, cp: CompiledProblem, timings: dict[str, float], prefix: str
     ) -> tuple[HighsResult, str]:
         kept = self._kept.pop(prefix, None)
         kind = classify(kept.lp, lp) if kept is not None else None
-        if kept is not None and kind is not None:
+        if kept is not None and kind is None:
+            start = time.perf_counter()
+            h = _load(lp, self.settings)
+            try:
+                basis = _remapped_basis(kept, cp, lp)
+            except Exception:  # a basis is only a starting point: never fail a plan for it
+                log.exception("carrying the basis over failed; planning cold")
+                basis = None
+            if basis is not None and h.setBasis(basis) == highspy.HighsStatus.kOk:
+                timings[prefix + "update_s"] = time.perf_counter() - start
+                result = _run(h, self.settings)
+                if result.optimal:
+                    self._kept[prefix] = _Kept(h, lp, cp)
+                    return result, "remapped"
+                log.warning("re-solve from the carried basis ended %s; solving cold", result.status)
+        elif kept is not None and kind is not None:
             start = time.perf_counter()
             h, held = kept.highs, kept.lp
             ref = _kept_part(lp.a, held.shape) if kind == "rows added" else lp.a
@@ -276,13 +429,13 @@ class WarmPlanner(PyomoPlanner):
             timings[prefix + "changed_entries"] = float(changed)
             result = _run(h, self.settings)
             if result.optimal:
-                self._kept[prefix] = _Kept(h, lp, cap_ids)
+                self._kept[prefix] = _Kept(h, lp, cp)
                 return result, kind
             log.warning("warm re-solve (%s) ended %s; solving cold", kind, result.status)
         h = _load(lp, self.settings)
         result = _run(h, self.settings)
         if result.optimal:
-            self._kept[prefix] = _Kept(h, lp, cap_ids)
+            self._kept[prefix] = _Kept(h, lp, cp)
         return result, "cold"
 
     def solve(self, cp: CompiledProblem, timings: dict[str, float], prefix: str = "") -> Plan:
@@ -297,8 +450,7 @@ class WarmPlanner(PyomoPlanner):
             start = time.perf_counter()
             lp, lay = build_direct(solved, self.settings)
             timings[prefix + "build_s"] = time.perf_counter() - start
-            cap_ids = tuple(c.event.event_id for c in solved.caps)
-            result, kind = self._solve_lp(lp, cap_ids, timings, prefix)
+            result, kind = self._solve_lp(lp, solved, timings, prefix)
             timings[prefix + "solve_s"] = result.solve_s
             timings[prefix + "iterations"] = float(result.iterations)
             status = result.status

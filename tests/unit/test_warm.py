@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
-from aggregator.domain import FleetProblem, GridEvent, Plan, SiteBattery
+from aggregator.domain import FleetProblem, GridEvent, Plan, SiteBattery, TimeGrid
 from models.planner import PlannerSettings, PyomoPlanner
 from models.planner.warm import KIND_CODE, WarmPlanner
 from tests.fleet_builders import cap_event, ev, make_problem
@@ -143,20 +144,61 @@ def test_a_new_cap_with_a_price_update_and_new_soc_at_once_is_the_cold_plan() ->
     assert_same(plan, cold(changed), unique=False)
 
 
+def rolled(p: FleetProblem, slots: int = 1) -> FleetProblem:
+    """The same state on a horizon that starts ``slots`` later (the MPC roll)."""
+    g = p.grid
+    return replace(p, grid=TimeGrid(g.start + g.step * slots, g.step, g.n_slots))
+
+
+def with_arrival(p: FleetProblem) -> FleetProblem:
+    """One more vehicle plugged in (at site b, slots 1-5)."""
+    extra = make_problem([ev(1, 5, arrival_soc=0.4, target_soc=0.9, site="b")])
+    (s,) = extra.sessions
+    s = replace(s, session_id="s-new", vehicle_id="v-new", charger_id="c-new")
+    (c,) = extra.chargers
+    (v,) = extra.vehicles
+    return replace(
+        p,
+        sessions=(*p.sessions, s),
+        chargers=(*p.chargers, replace(c, charger_id="c-new", site_id="b")),
+        vehicles=(*p.vehicles, replace(v, vehicle_id="v-new")),
+    )
+
+
 @pytest.mark.parametrize(
     "changed",
-    [problem(last_departure=6), problem(shed=False)],
-    ids=["departure-slot-moves", "event-removed"],
+    [
+        problem(last_departure=6),
+        problem(shed=False),
+        with_arrival(problem()),
+        rolled(problem()),
+        rolled(problem([p + 10.0 for p in PRICES], soc=0.4), 2),
+    ],
+    ids=["departure-slot-moves", "event-removed", "session-arrives", "roll-1", "roll-2-new-state"],
 )
-def test_a_structure_change_plans_cold(changed: FleetProblem) -> None:
+def test_a_structure_change_starts_from_the_carried_basis(changed: FleetProblem) -> None:
     planner = WarmPlanner()
     planner.plan(problem())
+    plan = planner.plan(changed)
+    assert planner.last_kind == "remapped"
+    assert plan.timings_s["warm_kind"] == KIND_CODE["remapped"]
+    assert_same(plan, cold(changed), unique=False)
+    # ... and the new structure is kept for the next re-plan.
+    again = planner.plan(changed)
+    assert planner.last_kind == "bounds"
+    assert_same(again, plan)
+
+
+def test_another_slot_length_plans_cold() -> None:
+    planner = WarmPlanner()
+    planner.plan(problem())
+    p = problem()
+    changed = replace(p, grid=TimeGrid(p.grid.start, p.grid.step / 2, p.grid.n_slots))
     plan = planner.plan(changed)
     assert not planner.last_warm
     assert plan.timings_s["warm"] == 0.0
     assert plan.timings_s["warm_kind"] == KIND_CODE["cold"]
     assert_same(plan, cold(changed))
-    # ... and the new structure is kept for the next re-plan.
     assert_same(planner.plan(changed), plan)
     assert planner.last_warm
 
