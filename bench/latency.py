@@ -160,6 +160,35 @@ def oadr_cap_event(event_id: str, level: int, start: datetime) -> dict[str, Any]
     return parsed
 
 
+class StageTimer:
+    """Wall time of the controller's stages, per call (observation only: calls pass through)."""
+
+    STAGES = ("build_problem", "adopt", "dispatch", "deliver")
+
+    def __init__(self, controller: Any) -> None:
+        self.calls: list[tuple[str, float, float]] = []
+        for name in self.STAGES:
+            setattr(controller, name, self._timed(name, getattr(controller, name)))
+
+    def _timed(self, name: str, fn: Any) -> Any:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            start = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self.calls.append((name, start, time.perf_counter()))
+
+        return call
+
+    def between(self, t0: float, t1: float) -> dict[str, float]:
+        """Seconds per stage of the calls that started in [t0, t1]."""
+        out = dict.fromkeys(self.STAGES, 0.0)
+        for name, start, end in list(self.calls):
+            if t0 <= start <= t1:
+                out[name] += end - start
+        return out
+
+
 class RecordingSink:
     """The runtime's sink, passed through; remembers the seq numbers of the latest batch."""
 
@@ -297,6 +326,7 @@ async def run(
         service = await start_service(settings, scenario=problem)
         assert service.ven is not None
         runtime, ctl = service.runtime, service.controller
+        stages = StageTimer(ctl)
         sink = RecordingSink(service.connector)
         runtime.sink = sink
         host, port = service.mqtt_url.removeprefix("mqtt://").rsplit(":", 1)
@@ -344,6 +374,7 @@ async def run(
                 t_last = sub.last_arrival(seqs)
                 assert t_last is not None
                 plan_s = runtime.plan_seconds[-1]
+                stage_s = stages.between(t0, t_last)
                 row = {
                     "event_id": event_id,
                     "level": level,
@@ -355,6 +386,7 @@ async def run(
                     "warm_kind": timings.get("warm_kind"),
                     "solve_s": timings.get("solve_s"),
                     "setpoints": len(seqs),
+                    "stages_s": stage_s,
                     "baseline_running_at_handover": settling,
                     "plan_id": plan_id,
                 }
@@ -362,7 +394,9 @@ async def run(
                 say(
                     f"  {event_id[-3:]}: {row['latency_s']:.3f} s (decide {row['decide_s']:.3f}, "
                     f"plan {plan_s:.3f} {'warm' if row['warm'] else 'cold'}, "
-                    f"{len(seqs)} setpoints) {opt}"
+                    f"{len(seqs)} setpoints; "
+                    + ", ".join(f"{k} {v:.3f}" for k, v in stage_s.items())
+                    + f") {opt}"
                 )
         finally:
             sub.stop()
@@ -436,6 +470,15 @@ def main() -> None:
         f"{max(plans):.3f}",
         "",
     )
+    for stage in StageTimer.STAGES:
+        values = [r["stages_s"][stage] for r in result["events"]]
+        table.add_row(
+            f"  of which: {stage}",
+            f"{percentile(values, 0.5):.3f}",
+            f"{percentile(values, 0.95):.3f}",
+            f"{max(values):.3f}",
+            "",
+        )
     console.print(table)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     meta = {

@@ -10,7 +10,9 @@ warm start alone) and so does the production cold path, ``PyomoPlanner(builder="
 with HiGHS' default options. Updates: the same state again, a price update (every price moved
 by up to +-15 %, seeded), a telemetry-like SoC update (every session's SoC moved by up to +-5
 points), a new event cap (a fleet-wide cap of 70 kW per site over hours 2-4: rows added),
-and a departure energy update (every session's target SoC moved by up to +-5 points). Times
+a departure energy update (every session's target SoC moved by up to +-5 points) and the
+horizon starting 5 minutes later (the runtime's next periodic re-plan: slot shares move and
+sessions arriving or leaving cross slot boundaries, so the kept basis is carried over). Times
 are wall seconds of ``plan()``, medians over repeats. Results: a table on stdout and JSON in
 ``bench/results/warm.json``.
 """
@@ -40,7 +42,7 @@ sys.path.insert(0, str(HERE.parent))
 
 from fleets import synthetic_fleet  # noqa: E402
 
-from aggregator.domain import FleetProblem, GridEvent, Prices  # noqa: E402
+from aggregator.domain import FleetProblem, GridEvent, Prices, TimeGrid  # noqa: E402
 from models.planner import PlannerSettings, PyomoPlanner  # noqa: E402
 from models.planner.warm import WarmPlanner  # noqa: E402
 
@@ -78,12 +80,19 @@ def departure_update(problem: FleetProblem, seed: int) -> FleetProblem:
     return replace(problem, sessions=tuple(sessions))
 
 
+def roll(problem: FleetProblem, _seed: int) -> FleetProblem:
+    """The horizon 5 minutes later, as the runtime's next periodic re-plan sees it."""
+    g = problem.grid
+    return replace(problem, grid=TimeGrid(g.start + timedelta(minutes=5), g.step, g.n_slots))
+
+
 UPDATES: dict[str, Callable[[FleetProblem, int], FleetProblem]] = {
     "same state": lambda p, _seed: p,
     "price update": price_update,
     "SoC update": soc_update,
     "new event cap": new_cap,
     "departure energy": departure_update,
+    "horizon +5 min": roll,
 }
 
 
