@@ -68,3 +68,7 @@ def test_both_builders_give_plans_of_equal_cost() -> None:
     b = PyomoPlanner(builder="direct").plan(problem)
     assert a.solver_path == b.solver_path == "lp"
     assert a.cost.total == pytest.approx(b.cost.total, rel=1e-7, abs=1e-7)
+
+
+def test_the_production_default_is_the_lean_array_build() -> None:
+    assert PyomoPlanner().builder == "direct"
