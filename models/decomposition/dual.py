@@ -1,49 +1,46 @@
-"""Dual decomposition of the fleet LP over sites, with the site LPs solved on Dask.
+"""Dantzig-Wolfe decomposition of the fleet LP over sites, with the site LPs kept on Dask.
 
-Each fleet-wide cap ``sum_s net[s, t] <= cap[t]`` gets a price ``lam[t] >= 0`` (per MWh); a site
-sees its import and export prices raised by the sum of the prices of the coupled caps it belongs
-to, and solves its own LP (the planner's direct build, HiGHS). The prices follow a projected,
-normalised subgradient step on the caps' excess. Without coupling the site LPs are independent
-and the sum of their optima is the fleet optimum (one round, exact).
+Sites are coupled only by fleet-wide caps on their aggregate net import. Each site's LP (the
+planner's direct build) lives on a Dask worker inside a ``SiteGroup`` actor; a round asks every
+site for its optimal plan at the current coupling prices (added to its import and export prices
+in the capped slots) and each answer becomes a column of the restricted master LP
+(``master.py``), whose duals are the next prices. This is dual decomposition with the prices set
+by the master (a cutting-plane method on the dual) instead of a subgradient step: it converges
+to the monolithic optimum, and in few rounds. Prices are smoothed towards the best ones so far
+(Wentges smoothing) to damp the first rounds' swings.
 
-Every round gives a lower bound (the Lagrangian: the sites' optima at the shifted prices minus
-the prices times the caps) and, when the aggregate respects every cap, a feasible plan. The
-result is the best feasible plan found; if the rounds end without one, the caps are shared
-among the sites (in proportion to their last import in each capped slot) and the sites re-plan
-with those shares as local caps; if that still exceeds a cap, the fleet-wide heuristic plans
-(it respects every cap that base load alone does not break). The plan is never knowingly
-over a cap while a plan under it was found.
+Bounds: every round's Lagrangian (the sites' optima at the prices minus prices x caps) is a lower
+bound on the fleet optimum; the master's objective is the cost of a real plan (a mix of site
+plans), an upper bound. The decomposition stops when they are within ``gap_tol`` or at
+``max_iterations``; the result reports the gap it reached.
+
+Without coupling the sites are independent: one round, and the sum of their optima is exact.
+A plan over a cap is only returned when the monolithic LP would also pay the cap's penalty
+(the caps are soft in both) - after an early stop with slack left, the sites re-plan under
+shares of the cap instead (``recovery.py``), and failing that the fleet-wide heuristic plans.
 """
 
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Sequence
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from dask.distributed import Client, LocalCluster
 
-from aggregator.domain import (
-    CostBreakdown,
-    EventResult,
-    FleetProblem,
-    GridEvent,
-    Plan,
-)
+from aggregator.domain import CostBreakdown, EventResult, FleetProblem, Plan
+from models.decomposition.master import ColumnPool, MasterSolution, solve_master
+from models.decomposition.recovery import SHARE, share_caps
+from models.decomposition.sites import Column, SiteGroup
 from models.decomposition.split import CoupledCap, split_by_site
 from models.heuristic import plan_heuristic
-from models.planner.compiled import CompiledProblem, FloatArray, compile_problem
-from models.planner.evaluate import build_plan
-from models.planner.highs import solve_lp
-from models.planner.layout import powers_from_solution
-from models.planner.planner import build_lp, shed_caps
+from models.planner.compiled import FloatArray, compile_problem
 from models.planner.settings import PlannerSettings
-
-# Event ids of the per-site shares of a coupled cap (recovery step); not reported in the plan.
-_SHARE = "/share/"
 
 
 @dataclass(frozen=True)
@@ -51,10 +48,14 @@ class DecompositionSettings:
     max_iterations: int = 30
     # Aggregate import may exceed a cap by this much (solver tolerance). [kW]
     feasibility_tol_kw: float = 1e-3
-    # Stop when (best feasible cost - best lower bound) / |best feasible cost| is below this.
+    # Stop when (master objective - best lower bound) / |master objective| is below this.
     gap_tol: float = 1e-3
-    # First price step, as a share of the import price range (at least 1 per MWh).
-    step0: float = 0.5
+    # Weight of the best prices so far in the next prices asked (0: the master's duals as is).
+    smoothing: float = 0.5
+    # The LocalCluster started when no scheduler is given: workers (None: one per CPU, at
+    # most 4) and whether they are processes (CPU-bound Python runs in parallel) or threads.
+    workers: int | None = None
+    processes: bool = True
     planner: PlannerSettings = field(default_factory=PlannerSettings)
 
 
@@ -69,42 +70,208 @@ class DecomposedResult:
     max_cap_excess_kw: float
     recovery: str  # "iterate", "cap shares", "heuristic" or "exact" (no coupling)
     wall_s: float
+    # Where the time went: first round (cold site solves), later rounds, master, plan assembly.
+    timings_s: dict[str, float] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
-class SiteResult:
-    plan: Plan
-    net_kw: FloatArray  # (T,) net import at the site's meter
+class _Groups:
+    """The ``SiteGroup`` actors, one per worker, and which sites each holds."""
+
+    def __init__(
+        self, client: Client, subs: Sequence[FleetProblem], settings: PlannerSettings
+    ) -> None:
+        workers = list(client.scheduler_info()["workers"])
+        n_g = max(1, min(len(workers), len(subs)))
+        # Largest sites first onto the least loaded group: the rounds end with the slowest.
+        load = [0] * n_g
+        self.sites: list[list[int]] = [[] for _ in range(n_g)]
+        for i in sorted(range(len(subs)), key=lambda i: -len(subs[i].sessions)):
+            g = load.index(min(load))
+            self.sites[g].append(i)
+            load[g] += len(subs[i].sessions) + 1
+        # The sub-problems go to their worker once, as data, not inside the task graph.
+        data = [
+            client.scatter(  # type: ignore[no-untyped-call]
+                [subs[i] for i in sites], workers=[workers[g % len(workers)]]
+            )
+            for g, sites in enumerate(self.sites)
+        ]
+        futures = [
+            client.submit(
+                SiteGroup,
+                data[g],
+                settings,
+                actor=True,
+                workers=[workers[g % len(workers)]],
+                allow_other_workers=False,
+            )
+            for g, sites in enumerate(self.sites)
+        ]
+        # Actor proxies: method calls return futures of the method's result.
+        self.actors: list[Any] = [f.result() for f in futures]
+        self.n_sites = len(subs)
+
+    def price(self, shifts: FloatArray) -> list[Column]:
+        calls = [a.price(shifts[sites]) for a, sites in zip(self.actors, self.sites, strict=True)]
+        out: list[Column | None] = [None] * self.n_sites
+        for call, sites in zip(calls, self.sites, strict=True):
+            for i, col in zip(sites, call.result(), strict=True):
+                out[i] = col
+        return [c for c in out if c is not None]
+
+    def plans(self, weights: Sequence[list[tuple[int, float]]], status: str) -> list[Plan]:
+        calls = [
+            a.plans([weights[i] for i in sites], status)
+            for a, sites in zip(self.actors, self.sites, strict=True)
+        ]
+        out: list[Plan | None] = [None] * self.n_sites
+        for call, sites in zip(calls, self.sites, strict=True):
+            for i, plan in zip(sites, call.result(), strict=True):
+                out[i] = plan
+        return [p for p in out if p is not None]
 
 
-def _solve_cp(cp: CompiledProblem, shift: FloatArray, settings: PlannerSettings) -> Plan:
-    """Solve at prices + shift, evaluate at the real prices; heuristic if the LP fails."""
-    shifted = replace(
-        cp, price_import=cp.price_import + shift, price_export=cp.price_export + shift
+def _shifts(
+    coupled: Sequence[CoupledCap], prices: Sequence[FloatArray], shape: tuple[int, int]
+) -> FloatArray:
+    out = np.zeros(shape)
+    for c, lam in zip(coupled, prices, strict=True):
+        out[np.ix_(c.site_index, c.slots)] += lam
+    return out
+
+
+def plan_decomposed(
+    problem: FleetProblem,
+    settings: DecompositionSettings | None = None,
+    *,
+    scheduler: str | Client | None = None,
+) -> DecomposedResult:
+    """Plan ``problem`` site by site on Dask; ``scheduler``: an address, a client or None.
+
+    None starts a ``LocalCluster`` for this call (see ``DecompositionSettings``) and closes it
+    after.
+    """
+    settings = settings or DecompositionSettings()
+    start = time.perf_counter()
+    timings: dict[str, float] = {}
+    split = split_by_site(problem)
+    coupled = split.coupled
+    n_sites, n_slots = len(split.site_ids), problem.grid.n_slots
+    dt = problem.grid.step_hours
+    shape = (n_sites, n_slots)
+    penalty = settings.planner.event_penalty_per_mwh
+
+    def lagrangian(columns: Sequence[Column], prices: Sequence[FloatArray]) -> float:
+        if not all(c.optimal for c in columns):
+            return -math.inf  # a heuristic site gives no valid bound
+        held = sum(float(lam @ c.cap_kw) for lam, c in zip(prices, coupled, strict=True))
+        return sum(c.priced_objective for c in columns) - held * dt / 1000.0
+
+    with _client(scheduler, settings) as client:
+        t0 = time.perf_counter()
+        groups = _Groups(client, split.sub_problems, settings.planner)
+        zero = [np.zeros(c.slots.size) for c in coupled]
+        columns = groups.price(np.zeros(shape))
+        timings["first_round_s"] = time.perf_counter() - t0
+        if not coupled:
+            plans = groups.plans([[(c.index, 1.0)] for c in columns], "optimal")
+            plan = _merge(problem, plans, (), settings.planner)
+            timings["total_s"] = time.perf_counter() - start
+            return DecomposedResult(
+                plan, 1, True, 0.0, plan.cost.total, 0.0, "exact", timings["total_s"], timings
+            )
+
+        pool = ColumnPool(n_sites)
+        for s, col in enumerate(columns):
+            pool.add(s, col.index, col.cost, col.net_kw)
+        best_bound = lagrangian(columns, zero)
+        center = zero
+        iterations, converged = 1, False
+        master_s = rounds_s = 0.0
+        smoothing = settings.smoothing
+        while True:
+            t0 = time.perf_counter()
+            master = solve_master(pool, coupled, dt, penalty, settings.planner)
+            master_s += time.perf_counter() - t0
+            if _gap(master.objective, best_bound) <= settings.gap_tol:
+                converged = True
+                break
+            if iterations >= settings.max_iterations:
+                break
+            ask = [
+                smoothing * c + (1.0 - smoothing) * m
+                for c, m in zip(center, master.prices_per_mwh, strict=True)
+            ]
+            t0 = time.perf_counter()
+            columns = groups.price(_shifts(coupled, ask, shape))
+            rounds_s += time.perf_counter() - t0
+            iterations += 1
+            for s, col in enumerate(columns):
+                pool.add(s, col.index, col.cost, col.net_kw)
+            bound = lagrangian(columns, ask)
+            if bound > best_bound + 1e-9 * max(1.0, abs(bound)):
+                best_bound, center, smoothing = bound, ask, settings.smoothing
+            else:
+                # Mispricing: the smoothed prices taught nothing new; trust the master more.
+                smoothing = max(0.0, smoothing - 0.25)
+        timings.update(later_rounds_s=rounds_s, master_s=master_s, columns=float(pool.size))
+
+        t0 = time.perf_counter()
+        status = "decomposed: " + ("converged" if converged else "iteration limit")
+        plans = groups.plans(master.weights, status)
+        plan = _merge(problem, plans, coupled, settings.planner)
+        objective, recovery = master.objective, "iterate"
+        over = _max_excess(master)
+        if over > settings.feasibility_tol_kw and not converged:
+            net = np.stack(
+                [
+                    np.asarray(p.site_power_kw[s], dtype=float)
+                    for p, s in zip(plans, split.site_ids, strict=True)
+                ]
+            )
+            shared = share_caps(problem, coupled, split.site_ids, net, client, settings.planner)
+            shared_plan = _merge(problem, [r.plan for r in shared], coupled, settings.planner)
+            if _plan_excess(shared_plan) <= settings.feasibility_tol_kw:
+                plan, objective, recovery = shared_plan, shared_plan.cost.total, "cap shares"
+            else:
+                plan = plan_heuristic(
+                    compile_problem(problem),
+                    settings.planner,
+                    solver_status="decomposition: no plan within the caps",
+                )
+                objective, recovery = plan.cost.total, "heuristic"
+        timings["plans_s"] = time.perf_counter() - t0
+    timings["total_s"] = time.perf_counter() - start
+    return DecomposedResult(
+        plan,
+        iterations,
+        converged,
+        _gap(objective, best_bound),
+        best_bound,
+        max(0.0, _plan_excess(plan)),
+        recovery,
+        timings["total_s"],
+        timings,
     )
-    status = "not solved"
-    try:
-        lp, lay = build_lp(shifted, settings, "direct")
-        result = solve_lp(lp, settings)
-        status = result.status
-        if result.optimal and result.x is not None:
-            pc, pd, batt = powers_from_solution(cp, lay, result.x)
-            return build_plan(cp, pc, pd, batt, settings, solver_path="lp", solver_status=status)
-    except Exception as exc:  # a site must always get a plan
-        status = f"error: {type(exc).__name__}: {exc}"
-    return plan_heuristic(cp, settings, solver_status=status)
 
 
-def solve_site(sub: FleetProblem, shift: FloatArray, settings: PlannerSettings) -> SiteResult:
-    """One site's plan with its import/export prices raised by ``shift`` (per MWh, per slot)."""
-    cp = compile_problem(sub)
-    sheds = [e for e in sub.events if e.shed_kw is not None]
-    if sheds:
-        base = _solve_cp(cp.with_caps([]), np.zeros(cp.n_slots), settings)
-        net = np.asarray([base.site_power_kw[s] for s in cp.site_ids], dtype=float)
-        cp = cp.with_caps([*cp.caps, *shed_caps(cp, sheds, net)])
-    plan = _solve_cp(cp, shift, settings)
-    return SiteResult(plan, np.asarray(plan.site_power_kw[cp.site_ids[0]], dtype=float))
+def _max_excess(master: MasterSolution) -> float:
+    return max((float(s.max()) for s in master.slack_kw if s.size), default=0.0)
+
+
+def _plan_excess(plan: Plan) -> float:
+    return max(
+        (
+            max(p - c for p, c in zip(e.planned_import_kw, e.cap_kw, strict=True))
+            for e in plan.events
+            if e.cap_kw
+        ),
+        default=0.0,
+    )
+
+
+def _gap(primal: float, bound: float) -> float:
+    return max(0.0, primal - bound) / max(1.0, abs(primal))
 
 
 def _merge(
@@ -116,7 +283,7 @@ def _merge(
     dt = problem.grid.step_hours
     by_site = {sid: p for p in parts for sid in p.site_power_kw}
     net = np.asarray([by_site[s.site_id].site_power_kw[s.site_id] for s in problem.sites])
-    events = [e for p in parts for e in p.events if _SHARE not in e.event_id]
+    events = [e for p in parts for e in p.events if SHARE not in e.event_id]
     event_penalty = 0.0
     for c in coupled:
         planned = net[c.site_index][:, c.slots].sum(axis=0)
@@ -155,13 +322,19 @@ def _merge(
     )
 
 
-def _client(address: str | Client | None) -> AbstractContextManager[Client]:
+def _client(
+    address: str | Client | None, settings: DecompositionSettings
+) -> AbstractContextManager[Client]:
     if isinstance(address, Client):
         return nullcontext(address)
     if address is not None:
         return Client(address)  # type: ignore[no-untyped-call]
+    workers = settings.workers or max(1, min(4, os.cpu_count() or 1))
     cluster = LocalCluster(  # type: ignore[no-untyped-call]
-        n_workers=2, threads_per_worker=1, processes=False, dashboard_address=":0"
+        n_workers=workers,
+        threads_per_worker=1,
+        processes=settings.processes,
+        dashboard_address=":0",
     )
     return _OwnedClient(cluster)
 
@@ -179,162 +352,3 @@ class _OwnedClient(AbstractContextManager[Client]):
     def __exit__(self, *exc: object) -> None:
         self.client.close()  # type: ignore[no-untyped-call]
         self.cluster.close()
-
-
-def plan_decomposed(
-    problem: FleetProblem,
-    settings: DecompositionSettings | None = None,
-    *,
-    scheduler: str | Client | None = None,
-) -> DecomposedResult:
-    """Plan ``problem`` site by site on Dask; ``scheduler``: an address, a client or None.
-
-    None starts a two-worker ``LocalCluster`` (threads) for this call and closes it after.
-    """
-    settings = settings or DecompositionSettings()
-    start = time.perf_counter()
-    split = split_by_site(problem)
-    n_sites, n_slots = len(split.site_ids), problem.grid.n_slots
-    dt = problem.grid.step_hours
-    prices = np.asarray(problem.prices.import_per_mwh, dtype=float)
-    scale = max(1.0, float(prices.max() - prices.min())) * settings.step0
-    lams = [np.zeros(c.slots.size) for c in split.coupled]
-
-    def shifts() -> FloatArray:
-        out = np.zeros((n_sites, n_slots))
-        for c, lam in zip(split.coupled, lams, strict=True):
-            for s in c.site_index:
-                out[s, c.slots] += lam
-        return out
-
-    with _client(scheduler) as client:
-        subs = client.scatter(list(split.sub_problems))  # type: ignore[no-untyped-call]
-
-        def round_() -> list[SiteResult]:
-            sh = shifts()
-            futures = [
-                client.submit(solve_site, sub, sh[i], settings.planner, pure=False)
-                for i, sub in enumerate(subs)
-            ]
-            return list(client.gather(futures))  # type: ignore[no-untyped-call]
-
-        def excess(results: Sequence[SiteResult]) -> list[FloatArray]:
-            net = np.stack([r.net_kw for r in results])
-            return [net[c.site_index][:, c.slots].sum(axis=0) - c.cap_kw for c in split.coupled]
-
-        results = round_()
-        if not split.coupled:
-            plan = _merge(problem, [r.plan for r in results], (), settings.planner)
-            return DecomposedResult(
-                plan, 1, True, 0.0, plan.cost.total, 0.0, "exact", time.perf_counter() - start
-            )
-
-        best: tuple[float, list[SiteResult]] | None = None
-        best_bound = -math.inf
-        iterations, converged = 0, False
-        for k in range(settings.max_iterations):
-            iterations = k + 1
-            g = excess(results)
-            true_cost = sum(r.plan.cost.total for r in results)
-            bound = true_cost + sum(
-                float((lam * gi).sum()) * dt / 1000.0 for lam, gi in zip(lams, g, strict=True)
-            )
-            best_bound = max(best_bound, bound)
-            worst = max(float(gi.max()) for gi in g)
-            if worst <= settings.feasibility_tol_kw and (best is None or true_cost < best[0]):
-                best = (true_cost, results)
-            if best is not None and _gap(best[0], best_bound) <= settings.gap_tol:
-                converged = True
-                break
-            if k + 1 == settings.max_iterations:
-                break
-            norm = max(max(float(np.abs(gi).max()) for gi in g), 1e-9)
-            step = scale / math.sqrt(k + 1)
-            lams = [
-                np.maximum(0.0, lam + step * gi / norm) for lam, gi in zip(lams, g, strict=True)
-            ]
-            results = round_()
-
-        recovery = "iterate"
-        if not converged:
-            shared = _share_caps(problem, split.coupled, split.site_ids, results, client, settings)
-            g = excess(shared)
-            if max(float(gi.max()) for gi in g) <= settings.feasibility_tol_kw:
-                cost = sum(r.plan.cost.total for r in shared)
-                if best is None or cost < best[0]:
-                    best, recovery = (cost, shared), "cap shares"
-
-    if best is None:
-        plan = plan_heuristic(
-            compile_problem(problem), settings.planner, solver_status="decomposition: no feasible"
-        )
-        recovery = "heuristic"
-        objective = plan.cost.total
-    else:
-        plan = _merge(problem, [r.plan for r in best[1]], split.coupled, settings.planner)
-        objective = best[0]
-    excess_kw = max(
-        (
-            max(p - c for p, c in zip(e.planned_import_kw, e.cap_kw, strict=True))
-            for e in plan.events
-            if e.cap_kw
-        ),
-        default=0.0,
-    )
-    return DecomposedResult(
-        plan,
-        iterations,
-        converged,
-        _gap(objective, best_bound),
-        best_bound,
-        max(0.0, excess_kw),
-        recovery,
-        time.perf_counter() - start,
-    )
-
-
-def _gap(primal: float, bound: float) -> float:
-    return max(0.0, primal - bound) / max(1.0, abs(primal))
-
-
-def _share_caps(
-    problem: FleetProblem,
-    coupled: Sequence[CoupledCap],
-    site_ids: Sequence[str],
-    results: Sequence[SiteResult],
-    client: Client,
-    settings: DecompositionSettings,
-) -> list[SiteResult]:
-    """Re-plan every site under its share of each coupled cap (local, per-slot caps)."""
-    grid = problem.grid
-    net = np.stack([r.net_kw for r in results])
-    extra: dict[int, list[GridEvent]] = {i: [] for i in range(len(site_ids))}
-    for c in coupled:
-        for j, t in enumerate(c.slots):
-            members = c.site_index
-            use = np.clip(net[members, t], 0.0, None)
-            weights = use / use.sum() if use.sum() > 0 else np.full(members.size, 1 / members.size)
-            slot_start = grid.start + grid.step * int(t)
-            for s, w in zip(members, weights, strict=True):
-                sid = site_ids[s]
-                extra[int(s)].append(
-                    GridEvent(
-                        f"{c.event.event_id}{_SHARE}{sid}/{int(t)}",
-                        slot_start,
-                        slot_start + grid.step,
-                        frozenset({sid}),
-                        cap_kw=float(c.cap_kw[j] * w),
-                    )
-                )
-    subs = split_by_site(problem).sub_problems
-    futures = [
-        client.submit(
-            solve_site,
-            replace(sub, events=(*sub.events, *extra[i])),
-            np.zeros(grid.n_slots),
-            settings.planner,
-            pure=False,
-        )
-        for i, sub in enumerate(subs)
-    ]
-    return list(client.gather(futures))  # type: ignore[no-untyped-call]

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from aggregator.domain import FleetProblem, GridEvent
+from aggregator.domain import Charger, FleetProblem, GridEvent, Session, SiteBattery
 from models.planner.compiled import FloatArray, IntArray, event_slots
 
 
@@ -57,23 +57,32 @@ def split_by_site(problem: FleetProblem) -> SiteSplit:
         else:
             for sid in problem.event_sites(event):
                 local[sid].append(event)
+    # One pass over chargers, sessions and vehicles (a fleet has 100,000s of them).
     site_of_charger = {c.charger_id: c.site_id for c in problem.chargers}
+    chargers: dict[str, list[Charger]] = {sid: [] for sid in site_ids}
+    sessions: dict[str, list[Session]] = {sid: [] for sid in site_ids}
+    for c in problem.chargers:
+        chargers[c.site_id].append(c)
+    for sess in problem.sessions:
+        sessions[site_of_charger[sess.charger_id]].append(sess)
+    vehicle_by_id = {v.vehicle_id: v for v in problem.vehicles}
+    batteries: dict[str, list[SiteBattery]] = {sid: [] for sid in site_ids}
+    for b in problem.batteries:
+        batteries[b.site_id].append(b)
     subs = []
     for site in problem.sites:
         sid = site.site_id
-        chargers = tuple(c for c in problem.chargers if c.site_id == sid)
-        sessions = tuple(s for s in problem.sessions if site_of_charger[s.charger_id] == sid)
-        wanted = {s.vehicle_id for s in sessions}
+        wanted = dict.fromkeys(s.vehicle_id for s in sessions[sid])
         subs.append(
             FleetProblem(
                 problem.grid,
                 (site,),
-                chargers,
-                tuple(v for v in problem.vehicles if v.vehicle_id in wanted),
-                sessions,
+                tuple(chargers[sid]),
+                tuple(vehicle_by_id[v] for v in wanted),
+                tuple(sessions[sid]),
                 problem.prices,
                 tuple(local[sid]),
-                tuple(b for b in problem.batteries if b.site_id == sid),
+                tuple(batteries[sid]),
                 problem.degradation_cost_per_mwh,
             )
         )
