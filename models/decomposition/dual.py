@@ -92,7 +92,7 @@ class _Groups:
         # The sub-problems go to their worker once, as data, not inside the task graph.
         data = [
             client.scatter(  # type: ignore[no-untyped-call]
-                [subs[i] for i in sites], workers=[workers[g % len(workers)]]
+                [subs[i] for i in sites], workers=[workers[g % len(workers)]], hash=False
             )
             for g, sites in enumerate(self.sites)
         ]
@@ -329,14 +329,18 @@ def _client(
         return nullcontext(address)
     if address is not None:
         return Client(address)  # type: ignore[no-untyped-call]
+    return _OwnedClient(local_cluster(settings))
+
+
+def local_cluster(settings: DecompositionSettings) -> LocalCluster:
+    """The ``LocalCluster`` the settings describe (one worker per CPU, at most 4, by default)."""
     workers = settings.workers or max(1, min(4, os.cpu_count() or 1))
-    cluster = LocalCluster(  # type: ignore[no-untyped-call]
+    return LocalCluster(  # type: ignore[no-untyped-call]
         n_workers=workers,
         threads_per_worker=1,
         processes=settings.processes,
         dashboard_address=":0",
     )
-    return _OwnedClient(cluster)
 
 
 class _OwnedClient(AbstractContextManager[Client]):

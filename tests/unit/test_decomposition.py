@@ -125,3 +125,23 @@ def test_sites_keep_their_model_between_rounds():
     # Asking the first prices again returns the first column, not a new one.
     assert site.price(np.zeros(48)).index == cold.index
     assert len(site.columns) == 2
+
+
+def test_decomposing_planner_splits_large_fleets_and_plans_small_ones_whole():
+    from models.decomposition import DecomposingPlanner
+
+    problem = small_fleet(8, cap_kw=300.0)  # 3 sites
+    single = PyomoPlanner(builder="direct")
+    settings = DecompositionSettings(workers=1, processes=False)
+    planner = DecomposingPlanner(single, settings, min_sites=3)
+    try:
+        split = planner.plan(problem)
+        assert split.solver_status.startswith("decomposed")
+        assert split.timings_s["decomposition_iterations"] >= 1
+        assert split.cost.total == pytest.approx(single.plan(problem).cost.total, rel=2e-3)
+        whole = DecomposingPlanner(single, settings, min_sites=4).plan(problem)
+        assert not whole.solver_status.startswith("decomposed")
+    finally:
+        planner.close()
+    with pytest.raises(ValueError, match="min_sites"):
+        DecomposingPlanner(single, min_sites=1)
