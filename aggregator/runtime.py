@@ -44,7 +44,8 @@ class AggregatorRuntime:
         # Control-loop re-plans: a warm planner keeps its model between them (one per runtime).
         self.planner = planner
         # Event baselines (another problem each): a planner of their own, so they do not
-        # replace the control loop's kept model; ``planner`` when not given.
+        # replace the control loop's kept model; ``planner`` when not given (then a re-plan
+        # and a baseline may call it at once: it must be safe for that, as both of ours are).
         self.baseline_planner = baseline_planner or planner
         self.clock = clock
         self.replan_every = replan_every
@@ -61,9 +62,12 @@ class AggregatorRuntime:
         # Deliveries go out one at a time, in the order their seq numbers were given.
         self._delivering = asyncio.Lock()
         self._boundary_at: datetime | None = None
-        # One solve at a time (plans and event baselines): a re-plan never waits for a core
-        # that a baseline solve holds, and a planner never runs two solves at once.
-        self._solving = asyncio.Lock()
+        # Re-plans go first: one at a time (``_replanning``), never behind an event baseline.
+        # A baseline solve waits until no re-plan runs (it is not urgent), but a re-plan that
+        # comes during a baseline solve runs beside it: the two use different planners, and
+        # HiGHS releases the GIL. Baselines run one at a time (``_settling``).
+        self._replan_idle = asyncio.Event()
+        self._replan_idle.set()
         self.settlements: EventSettlements | None = None
         # Weekly departures: makes the constraints that are due, returns how many (a thread).
         self.recurring: Callable[[datetime], int] | None = None
@@ -176,13 +180,13 @@ class AggregatorRuntime:
             self._pending = reason
             return
         self._replanning = True
+        self._replan_idle.clear()
         try:
             while True:
                 now = self.clock.now()
                 problem = self.controller.build_problem(now)
                 start = time.perf_counter()
-                async with self._solving:
-                    plan = await asyncio.to_thread(self.planner.plan, problem)
+                plan = await asyncio.to_thread(self.planner.plan, problem)
                 self.plan_seconds.append(time.perf_counter() - start)
                 current = self.controller.adopt(plan, now, problem)
                 if self.recorder is not None:
@@ -208,6 +212,7 @@ class AggregatorRuntime:
             log.exception("re-plan failed (%s); the current plan stays", reason)
         finally:
             self._replanning = False
+            self._replan_idle.set()
 
     async def dispatch(self) -> None:
         setpoints = self.controller.dispatch()
@@ -265,8 +270,8 @@ class AggregatorRuntime:
                 problem = self.controller.build_problem(
                     now, without=frozenset(g.event_id for g in e.limits), cover=(e.start, e.end)
                 )
-                async with self._solving:
-                    plan = await asyncio.to_thread(self.baseline_planner.plan, problem)
+                await self._replan_idle.wait()
+                plan = await asyncio.to_thread(self.baseline_planner.plan, problem)
                 baseline = await asyncio.to_thread(settlements.save_baseline, record, plan, now)
                 if self.recorder is not None:
                     self.recorder.baseline(baseline)

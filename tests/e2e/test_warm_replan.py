@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from aggregator.app import start_service
-from aggregator.domain import DepartureConstraint, EventRecord, GridEvent, Telemetry
+from aggregator.domain import (
+    DepartureConstraint,
+    EventRecord,
+    FleetProblem,
+    GridEvent,
+    Plan,
+    Telemetry,
+)
 from aggregator.scenario import load_scenario
 from aggregator.settings import MqttConfig, PlanningConfig, RuntimeSettings
 from connectors.mqtt.broker import free_port
@@ -86,6 +95,70 @@ def test_the_control_loops_second_replan_is_warm_and_is_the_cold_plan(tmp_path: 
             assert ctl.current is not None
             assert [e.event_id for e in ctl.current.plan.events] == ["dr-now"]
         finally:
+            await service.stop()
+
+    asyncio.run(scenario())
+
+
+class _SlowBaselines:
+    """A baseline planner that holds its solve until released; a settlement store stub."""
+
+    def __init__(self) -> None:
+        self.started = threading.Event()
+        self.release = threading.Event()
+        self.saved: list[str] = []
+
+    def plan(self, problem: FleetProblem) -> Plan:
+        self.started.set()
+        assert self.release.wait(20.0)
+        return PyomoPlanner(PlannerSettings(), builder="direct").plan(problem)
+
+    # --- what the runtime asks of EventSettlements
+    def baselines_due(self, now: datetime) -> list[SimpleNamespace]:
+        event = SimpleNamespace(limits=(), start=NOW, end=NOW + timedelta(hours=1))
+        return [] if self.saved else [SimpleNamespace(event=event)]
+
+    def save_baseline(self, record: SimpleNamespace, plan: Plan, now: datetime) -> None:
+        self.saved.append(plan.solver_path)
+
+    def settle_due(self) -> list[object]:
+        return []
+
+
+def test_a_replan_does_not_wait_behind_an_event_baseline(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        problem = load_scenario(write_depot(tmp_path / "depot.yaml", NOW))
+        settings = RuntimeSettings(
+            database_url=f"sqlite:///{tmp_path / 'prio.db'}",
+            mqtt=MqttConfig(embedded_port=free_port()),
+            planning=PlanningConfig(replan_minutes=60),
+        )
+        service = await start_service(settings, clock=FrozenClock(), scenario=problem)
+        runtime = service.runtime
+        slow = _SlowBaselines()
+        runtime.baseline_planner = slow
+        runtime.settlements = slow  # type: ignore[assignment]
+        try:
+            settling = asyncio.get_running_loop().create_task(runtime.settle_events())
+            for _ in range(200):
+                if slow.started.is_set():
+                    break
+                await asyncio.sleep(0.05)
+            assert slow.started.is_set()
+            n = len(runtime.plan_seconds)
+            runtime.on_telemetry("t", Telemetry("depot", "c0", NOW, 0.0, True, "v0", 0.2))
+            for _ in range(200):
+                if len(runtime.plan_seconds) > n:
+                    break
+                await asyncio.sleep(0.05)
+            # The re-plan is done while the baseline solve is still held.
+            assert len(runtime.plan_seconds) > n
+            assert not settling.done()
+            slow.release.set()
+            await asyncio.wait_for(settling, 20.0)
+            assert slow.saved == ["lp"]
+        finally:
+            slow.release.set()
             await service.stop()
 
     asyncio.run(scenario())
