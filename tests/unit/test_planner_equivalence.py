@@ -14,8 +14,7 @@ and a cap event on one site. For each:
 - the decomposition (``plan_decomposed``) never costs less than the monolithic optimum, is
   never further above a fleet-wide cap than that optimum is (by more than the feasibility
   tolerance), holds the same hard limits, and costs the same as the monolithic plan to
-  ``DEC_REL`` relative with an absolute floor of ``DEC_ABS`` (marked xfail while the committed
-  subgradient version stops short of the optimum).
+  ``DEC_REL`` relative with an absolute floor of ``DEC_ABS``.
 
 The earliness tie-breaker is off, so the LP objective is exactly the cost ``build_plan``
 reports. Derandomized and without an example database, so CI always sees the same fleets.
@@ -231,12 +230,6 @@ def test_decomposition_holds_the_fleet_cap_and_every_hard_limit(
     assert_hard_limits(problem, dec.plan)
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="the committed subgradient decomposition stops well above the optimum on binding "
-    "fleet caps (its cap-share recovery); the restricted-master rewrite of "
-    "models/decomposition/dual.py converges and passes - remove this mark with it",
-)
 @DEC_EXAMPLES
 @given(fleets())
 def test_decomposition_costs_the_same_as_the_monolithic_plan(
