@@ -71,6 +71,7 @@ from connectors.sql.accounts import SqlAccounts
 from connectors.sql.dr_events import SqlDrEventStore
 from connectors.sql.settlements import SqlSettlementStore
 from connectors.sql.timeseries import SqlTimeSeriesStore
+from models.decomposition import DecomposingPlanner, DecompositionSettings
 from models.envelope import EnvelopeModel
 from models.feasibility import EnvelopeFeasibility, plan_baseline
 from models.forecast import PriceForecaster, QuantilePriceForecasts
@@ -90,6 +91,25 @@ class PlanningSettings:
 
 def build_planner(settings: PlanningSettings) -> Planner:
     return PyomoPlanner(PlannerSettings(time_limit_s=settings.time_limit_s))
+
+
+def control_planner(config: PlanningConfig, settings: PlannerSettings) -> Planner:
+    """The control loop's planner: warm re-plans, per site on Dask for fleets of many sites."""
+    warm = WarmPlanner(settings)
+    d = config.decomposition
+    if d is None:
+        return warm
+    return DecomposingPlanner(
+        warm,
+        DecompositionSettings(
+            max_iterations=d.max_iterations,
+            gap_tol=d.gap_tol,
+            workers=d.workers,
+            planner=settings,
+        ),
+        min_sites=d.min_sites,
+        scheduler=d.scheduler,
+    )
 
 
 def build_envelope_calculator(settings: PlanningSettings) -> EnvelopeCalculator:
@@ -163,6 +183,9 @@ class Service:
         if self.ven is not None:
             await self.ven.stop()
         await self.runtime.stop()
+        close = getattr(self.runtime.planner, "close", None)
+        if close is not None:  # a decomposing planner's Dask client and cluster
+            await asyncio.to_thread(close)
         if self.recorder is not None:  # after the last telemetry flush: sends what it can
             await asyncio.to_thread(self.recorder.close)
         await asyncio.to_thread(self.connector.stop)
@@ -286,7 +309,7 @@ async def start_service(
         controller,
         # The control loop re-plans warm (docs/planner.md, Warm re-plans); event baselines
         # plan other problems and get their own cold planner, not to replace its kept model.
-        WarmPlanner(planner_settings),
+        control_planner(settings.planning, planner_settings),
         clock,
         baseline_planner=PyomoPlanner(planner_settings),
         replan_every=timedelta(minutes=settings.planning.replan_minutes),

@@ -79,6 +79,26 @@ class OcppConfig(BaseModel):
         return self
 
 
+class DecompositionConfig(BaseModel):
+    """Plan large fleets site by site on Dask (``models/decomposition``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    min_sites: int = Field(
+        20, ge=2, description="fleets with at least this many sites are planned per site"
+    )
+    scheduler: str | None = Field(
+        None, description="Dask scheduler address; none: a LocalCluster started on first use"
+    )
+    workers: int | None = Field(
+        None, ge=1, description="LocalCluster worker processes; default one per CPU, at most 4"
+    )
+    max_iterations: int = Field(30, ge=1, description="price rounds before stopping")
+    gap_tol: float = Field(
+        1e-3, gt=0, lt=1, description="stop when the certified relative gap is below this"
+    )
+
+
 class PlanningConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -95,6 +115,9 @@ class PlanningConfig(BaseModel):
     )
     default_target_soc: float = Field(0.8, ge=0, le=1)
     default_arrival_soc: float = Field(0.5, ge=0, le=1)
+    decomposition: DecompositionConfig | None = Field(
+        None, description="set to plan fleets of many sites per site on Dask"
+    )
 
     @model_validator(mode="after")
     def _lifetime_covers_dispatch(self) -> PlanningConfig:

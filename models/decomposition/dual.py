@@ -51,7 +51,7 @@ class DecompositionSettings:
     # Stop when (master objective - best lower bound) / |master objective| is below this.
     gap_tol: float = 1e-3
     # Weight of the best prices so far in the next prices asked (0: the master's duals as is).
-    smoothing: float = 0.5
+    smoothing: float = 0.7
     # The LocalCluster started when no scheduler is given: workers (None: one per CPU, at
     # most 4) and whether they are processes (CPU-bound Python runs in parallel) or threads.
     workers: int | None = None
