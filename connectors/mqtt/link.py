@@ -55,6 +55,9 @@ class WallClock:
         return datetime.now(UTC)
 
 
+_MAX_INFLIGHT = 1000
+
+
 @dataclass(frozen=True, slots=True)
 class Will:
     """The Last Will the broker publishes if this client's connection dies without DISCONNECT."""
@@ -215,6 +218,10 @@ class MqttLink:
         # paho's own log is packet-level detail (and an ERROR on every clean disconnect in
         # 2.2); what matters is logged by this module.
         client.on_log = _paho_log
+        # A dispatch publishes a setpoint per charger at QoS 1; with paho's default of 20 in
+        # flight, 1,000 chargers wait for 50 acknowledgement round trips. The broker's own
+        # receive maximum (MQTT 5) still applies.
+        client.max_inflight_messages_set(_MAX_INFLIGHT)
         if self.settings.username is not None:
             client.username_pw_set(self.settings.username, self.settings.password)
         if self._tls is not None:
