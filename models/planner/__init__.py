@@ -1,4 +1,5 @@
-"""The fleet planner: a Pyomo LP solved by HiGHS, with a heuristic fallback."""
+"""The fleet planner: one LP (built as arrays; the Pyomo model is its readable reference) solved
+by HiGHS, with a heuristic fallback."""
 
 from models.planner.compiled import CompiledProblem, compile_problem
 from models.planner.planner import PyomoPlanner, build_lp
