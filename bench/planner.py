@@ -95,16 +95,24 @@ def reference_solve(problem: FleetProblem, settings: PlannerSettings) -> RefResu
     h.setOptionValue("threads", int(settings.threads))
     h.setOptionValue("time_limit", float(settings.time_limit_s))
     n_rows, n_cols = lp.shape
-    model = highspy.HighsLp()
-    model.num_col_, model.num_row_ = n_cols, n_rows
-    model.col_cost_, model.col_lower_, model.col_upper_ = lp.c, lp.col_lb, lp.col_ub
-    model.row_lower_, model.row_upper_ = lp.row_lb, lp.row_ub
-    model.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-    model.a_matrix_.start_ = lp.a.indptr
-    model.a_matrix_.index_ = lp.a.indices
-    model.a_matrix_.value_ = lp.a.data
-    model.a_matrix_.num_row_, model.a_matrix_.num_col_ = n_rows, n_cols
-    h.passModel(model)
+    # highspy's fastest route: the array form of passModel (CSC starts without the last).
+    h.passModel(
+        n_cols,
+        n_rows,
+        int(lp.a.nnz),
+        int(highspy.MatrixFormat.kColwise),
+        int(highspy.ObjSense.kMinimize),
+        0.0,
+        lp.c,
+        lp.col_lb,
+        lp.col_ub,
+        lp.row_lb,
+        lp.row_ub,
+        lp.a.indptr[:-1].astype(np.int32),
+        lp.a.indices.astype(np.int32),
+        lp.a.data,
+        np.zeros(n_cols, dtype=np.int32),
+    )
     t2 = time.perf_counter()
     h.run()
     t3 = time.perf_counter()

@@ -2,8 +2,9 @@
 
 A ``SiteModel`` compiles its site once, builds the planner's LP (the direct build) and keeps the
 HiGHS object. Pricing the site at a new coupling price changes only the costs of its import and
-export columns in the coupled slots and re-solves from the kept basis with primal simplex (a cost
-change leaves the basis primal feasible), which takes a small share of the first, cold solve.
+export columns in the coupled slots and re-solves from the kept basis (HiGHS' dual simplex, which
+measured faster here than primal simplex although a cost change keeps the basis primal
+feasible), in a fraction of the first, cold solve.
 Each answer is a *column* for the master: the plan's true cost and its net import per slot. The
 site keeps the powers of every distinct column so the master's final weights can be turned into
 a plan.
@@ -37,7 +38,6 @@ log = logging.getLogger(__name__)
 # HiGHS options for the site LPs: on these small, sparse LPs presolve and scaling cost more
 # than they save (measured in bench/scale.py's development: about 1.5x faster cold solves).
 SITE_HIGHS_OPTIONS: dict[str, str | int] = {"presolve": "off", "simplex_scale_strategy": 0}
-_PRIMAL_SIMPLEX = 4
 
 
 @dataclass(frozen=True)
@@ -111,9 +111,6 @@ class SiteModel:
         h, lp, lay = self._highs, self._lp, self._lay
         per_kw = np.tile(np.asarray(shift_per_mwh, dtype=float), 4) * self.cp.dt_h / 1000.0
         cost = lp.c[self._cols] + self._sign * per_kw
-        if not first:
-            # A cost change keeps the kept basis primal feasible: primal simplex re-optimises.
-            h.setOptionValue("simplex_strategy", _PRIMAL_SIMPLEX)
         h.changeColsCost(self._cols.size, self._cols, cost)
         h.run()
         optimal = h.getModelStatus() == highspy.HighsModelStatus.kOptimal
@@ -124,7 +121,6 @@ class SiteModel:
                 h.modelStatusToString(h.getModelStatus()),
             )
             h.clearSolver()
-            h.setOptionValue("simplex_strategy", 1)
             h.run()
             optimal = h.getModelStatus() == highspy.HighsModelStatus.kOptimal
         self.solve_s += time.perf_counter() - start
