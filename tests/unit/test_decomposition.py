@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import dask
 import numpy as np
 import pytest
 from dask.distributed import Client, LocalCluster
@@ -145,3 +146,29 @@ def test_decomposing_planner_splits_large_fleets_and_plans_small_ones_whole():
         planner.close()
     with pytest.raises(ValueError, match="min_sites"):
         DecomposingPlanner(single, min_sites=1)
+
+
+def test_decomposing_planner_falls_back_to_one_lp_when_it_cannot_split_or_dask_fails():
+    from models.decomposition import DecomposingPlanner
+
+    single = PyomoPlanner(builder="direct")
+    problem = small_fleet(9, cap_kw=300.0)
+    (event,) = problem.events
+    shed = replace(problem, events=(replace(event, cap_kw=None, shed_kw=20.0),))
+    planner = DecomposingPlanner(single, DecompositionSettings(workers=1, processes=False))
+    try:
+        plan = planner.plan(shed)  # a fleet-wide shed: no split, one LP, no error
+        assert not plan.solver_status.startswith("decomposed")
+        assert plan.cost.total == pytest.approx(single.plan(shed).cost.total, rel=1e-9)
+    finally:
+        planner.close()
+    # No scheduler answers at this address: the plan still comes, from the single LP.
+    gone = DecomposingPlanner(
+        single,
+        DecompositionSettings(planner=single.settings),
+        scheduler="tcp://127.0.0.1:9",
+    )
+    with dask.config.set({"distributed.comm.timeouts.connect": "1s"}):
+        plan = gone.plan(problem)
+    assert plan.solver_path == "lp" and not plan.solver_status.startswith("decomposed")
+    assert gone._client is None
