@@ -221,8 +221,10 @@ def plan_decomposed(
         plans = groups.plans(master.weights, status)
         plan = _merge(problem, plans, coupled, settings.planner)
         objective, recovery = master.objective, "iterate"
-        over = _max_excess(master)
-        if over > settings.feasibility_tol_kw and not converged:
+        real, tol = _plan_excess(plan), settings.feasibility_tol_kw
+        # Re-plan under cap shares after an early stop with slack left, or when the plan is
+        # further over a cap than the master counted (a site fell back to the heuristic).
+        if real > tol and (not converged or real > _max_excess(master) + tol):
             net = np.stack(
                 [
                     np.asarray(p.site_power_kw[s], dtype=float)

@@ -172,3 +172,25 @@ def test_decomposing_planner_falls_back_to_one_lp_when_it_cannot_split_or_dask_f
         plan = gone.plan(problem)
     assert plan.solver_path == "lp" and not plan.solver_status.startswith("decomposed")
     assert gone._client is None
+
+
+def test_sites_whose_lp_fails_are_planned_by_the_heuristic_and_the_caps_still_hold(client):
+    from models.planner.settings import PlannerSettings
+
+    loose = small_fleet(10)
+    free = PyomoPlanner(builder="direct").plan(loose)
+    problem = small_fleet(10, cap_kw=1.0)
+    split = split_by_site(problem)
+    slots = split.coupled[0].slots
+    peak = max(sum(free.site_power_kw[s][t] for s in split.site_ids) for t in slots)
+    (event,) = problem.events
+    cap = 0.8 * peak
+    problem = replace(problem, events=(replace(event, cap_kw=cap),))
+    # No LP can finish in a nanosecond: every site falls back to the heuristic.
+    settings = DecompositionSettings(max_iterations=3, planner=PlannerSettings(time_limit_s=1e-9))
+    dec = plan_decomposed(problem, settings, scheduler=client)
+    assert dec.plan.solver_path == "heuristic"
+    assert not dec.converged and dec.lower_bound == float("-inf")
+    assert dec.max_cap_excess_kw <= 1e-3
+    for t in slots:
+        assert sum(dec.plan.site_power_kw[s][t] for s in split.site_ids) <= cap + 1e-3
