@@ -94,6 +94,7 @@ class PyomoPlanner:
         """Solve one compiled problem; any failure of the LP path yields the heuristic plan."""
         status = "not solved"
         result: HighsResult | None = None
+        lay: Layout | None = None
         try:
             start = time.perf_counter()
             lp, lay = build_lp(cp, self.settings, self.builder)
@@ -104,9 +105,27 @@ class PyomoPlanner:
         except Exception as exc:  # the planner must always return a plan
             log.exception("LP path failed; using the heuristic fallback")
             status = f"error: {type(exc).__name__}: {exc}"
+        return self.extract(cp, lay, result, status, timings, prefix)
+
+    def extract(
+        self,
+        cp: CompiledProblem,
+        lay: Layout | None,
+        result: HighsResult | None,
+        status: str,
+        timings: dict[str, float],
+        prefix: str = "",
+        *,
+        solved: CompiledProblem | None = None,
+    ) -> Plan:
+        """The plan of an optimal LP result, else the heuristic's plan.
+
+        ``solved``: the compiled problem the LP was built from, when its caps are in another
+        order than ``cp``'s (the plan lists events in ``cp``'s order).
+        """
         start = time.perf_counter()
-        if result is not None and result.optimal and result.x is not None:
-            pc, pd, batt = powers_from_solution(cp, lay, result.x)
+        if result is not None and result.optimal and result.x is not None and lay is not None:
+            pc, pd, batt = powers_from_solution(solved or cp, lay, result.x)
             plan = build_plan(
                 cp,
                 pc,

@@ -52,7 +52,7 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Literal
 
 import highspy
@@ -61,12 +61,10 @@ import numpy.typing as npt
 import scipy.sparse as sp
 
 from aggregator.domain import FleetProblem, Plan
-from models.heuristic import plan_heuristic
 from models.planner.compiled import CompiledProblem, EventCap, FloatArray
 from models.planner.direct import build_direct
-from models.planner.evaluate import build_plan
 from models.planner.highs import HighsResult, LpArrays, load_lp
-from models.planner.layout import powers_from_solution
+from models.planner.layout import Layout
 from models.planner.planner import PyomoPlanner
 from models.planner.settings import PlannerSettings
 
@@ -443,6 +441,7 @@ class WarmPlanner(PyomoPlanner):
         status = "not solved"
         result: HighsResult | None = None
         kind = "cold"
+        lay: Layout | None = None
         kept = self._kept.get(prefix)
         # Caps in the kept model's order, so that a new event's rows come last.
         solved = cp.with_caps(_kept_order(cp.caps, kept.cap_ids)) if kept is not None else cp
@@ -462,22 +461,5 @@ class WarmPlanner(PyomoPlanner):
         timings[prefix + "warm"] = 1.0 if warm else 0.0
         timings[prefix + "warm_kind"] = KIND_CODE[kind]
         self.last_warm, self.last_kind = warm, kind
-        start = time.perf_counter()
-        if result is not None and result.optimal and result.x is not None:
-            pc, pd, batt = powers_from_solution(solved, lay, result.x)
-            # Evaluated with the problem's own cap order: events listed as a cold plan lists them.
-            plan = build_plan(
-                cp,
-                pc,
-                pd,
-                batt,
-                self.settings,
-                solver_path="lp",
-                solver_status=status,
-                timings_s=timings,
-            )
-        else:
-            log.warning("LP not optimal (%s); planning with least-laxity-first", status)
-            plan = plan_heuristic(cp, self.settings, solver_status=status, timings_s=timings)
-        timings[prefix + "extract_s"] = time.perf_counter() - start
-        return replace(plan, timings_s=dict(timings))
+        # Evaluated with the problem's own cap order: events listed as a cold plan lists them.
+        return self.extract(cp, lay, result, status, timings, prefix, solved=solved)
