@@ -112,23 +112,27 @@ class _Groups:
         self.n_sites = len(subs)
 
     def price(self, shifts: FloatArray) -> list[Column]:
-        calls = [a.price(shifts[sites]) for a, sites in zip(self.actors, self.sites, strict=True)]
-        out: list[Column | None] = [None] * self.n_sites
-        for call, sites in zip(calls, self.sites, strict=True):
-            for i, col in zip(sites, call.result(), strict=True):
-                out[i] = col
-        return [c for c in out if c is not None]
+        """Every site's column at ``shifts`` ((sites, T) per MWh), in site order."""
+        return self._in_site_order(
+            [a.price(shifts[sites]) for a, sites in zip(self.actors, self.sites, strict=True)]
+        )
 
     def plans(self, weights: Sequence[list[tuple[int, float]]], status: str) -> list[Plan]:
-        calls = [
-            a.plans([weights[i] for i in sites], status)
-            for a, sites in zip(self.actors, self.sites, strict=True)
-        ]
-        out: list[Plan | None] = [None] * self.n_sites
+        """Every site's plan mixing its columns with ``weights``, in site order."""
+        return self._in_site_order(
+            [
+                a.plans([weights[i] for i in sites], status)
+                for a, sites in zip(self.actors, self.sites, strict=True)
+            ]
+        )
+
+    def _in_site_order(self, calls: Sequence[Any]) -> list[Any]:
+        """The results of one actor call per group (each in its group's order), by site."""
+        out: list[Any] = [None] * self.n_sites
         for call, sites in zip(calls, self.sites, strict=True):
-            for i, plan in zip(sites, call.result(), strict=True):
-                out[i] = plan
-        return [p for p in out if p is not None]
+            for i, item in zip(sites, call.result(), strict=True):
+                out[i] = item
+        return out
 
 
 def _shifts(
@@ -231,8 +235,8 @@ def plan_decomposed(
                     for p, s in zip(plans, split.site_ids, strict=True)
                 ]
             )
-            shared = share_caps(problem, coupled, split.site_ids, net, client, settings.planner)
-            shared_plan = _merge(problem, [r.plan for r in shared], coupled, settings.planner)
+            shared = share_caps(split, net, client, settings.planner)
+            shared_plan = _merge(problem, shared, coupled, settings.planner)
             if _plan_excess(shared_plan) <= settings.feasibility_tol_kw:
                 plan, objective, recovery = shared_plan, shared_plan.cost.total, "cap shares"
             else:

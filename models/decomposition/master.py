@@ -116,9 +116,9 @@ def solve_master(
     y = np.asarray(sol.row_dual, dtype=float)
     mu = x[:n_mu]
     weights: list[list[tuple[int, float]]] = [[] for _ in range(n_s)]
+    index = [i for s in range(n_s) for i in pool.index[s]]  # column index on its site, per mu
     for k in np.flatnonzero(mu > 1e-9).tolist():
-        s = int(owner[k])
-        weights[s].append((pool.index[s][k - _first(owner, s)], float(mu[k])))
+        weights[int(owner[k])].append((index[k], float(mu[k])))
     prices, planned, slack = [], [], []
     at, slack_at = n_s, n_mu
     for c in coupled:
@@ -132,7 +132,3 @@ def solve_master(
     return MasterSolution(
         float(h.getInfo().objective_function_value), weights, prices, planned, slack
     )
-
-
-def _first(owner: np.ndarray, site: int) -> int:
-    return int(np.searchsorted(owner, site))

@@ -104,17 +104,38 @@ class SiteModel:
         if self._heuristic is not None:
             return self._fixed_column(shift_per_mwh)
         start = time.perf_counter()
+        try:
+            x, status = self._solve(shift_per_mwh)
+        except Exception as exc:  # a site must always get a plan
+            log.exception("site %s: LP path failed", self.site_id)
+            x, status = None, f"error: {type(exc).__name__}: {exc}"
+        self.solve_s += time.perf_counter() - start
+        if x is None:
+            log.warning(
+                "site %s: LP %s; the site is planned by the heuristic", self.site_id, status
+            )
+            self._heuristic = plan_heuristic(self.cp, self.settings, solver_status=status)
+            self._highs = None
+            return self._fixed_column(shift_per_mwh)
+        assert self._highs is not None and self._lp is not None and self._lay is not None
+        lp, lay = self._lp, self._lay
+        true_cost = float(lp.c @ x + lp.offset)
+        net = self._net_of(x, lay)
+        priced = float(self._highs.getInfo().objective_function_value)
+        pc, pd, batt = powers_from_solution(self.cp, lay, x)
+        return Column(self._remember(pc, pd, batt, net, true_cost), true_cost, net, priced, True)
+
+    def _solve(self, shift_per_mwh: FloatArray) -> tuple[FloatArray | None, str]:
+        """The solution at the shifted prices (None if not optimal) and HiGHS' status."""
         first = self._highs is None
         if first:
             self._load()
-        assert self._highs is not None and self._lp is not None and self._lay is not None
-        h, lp, lay = self._highs, self._lp, self._lay
+        assert self._highs is not None and self._lp is not None
+        h, lp = self._highs, self._lp
         per_kw = np.tile(np.asarray(shift_per_mwh, dtype=float), 4) * self.cp.dt_h / 1000.0
-        cost = lp.c[self._cols] + self._sign * per_kw
-        h.changeColsCost(self._cols.size, self._cols, cost)
+        h.changeColsCost(self._cols.size, self._cols, lp.c[self._cols] + self._sign * per_kw)
         h.run()
-        optimal = h.getModelStatus() == highspy.HighsModelStatus.kOptimal
-        if not optimal and not first:
+        if h.getModelStatus() != highspy.HighsModelStatus.kOptimal and not first:
             log.info(
                 "site %s: warm re-solve ended %s; solving cold",
                 self.site_id,
@@ -122,22 +143,10 @@ class SiteModel:
             )
             h.clearSolver()
             h.run()
-            optimal = h.getModelStatus() == highspy.HighsModelStatus.kOptimal
-        self.solve_s += time.perf_counter() - start
-        if not optimal:
-            status = h.modelStatusToString(h.getModelStatus()).lower()
-            log.warning(
-                "site %s: LP %s; the site is planned by the heuristic", self.site_id, status
-            )
-            self._heuristic = plan_heuristic(self.cp, self.settings, solver_status=status)
-            self._highs = None
-            return self._fixed_column(shift_per_mwh)
-        x = np.asarray(h.getSolution().col_value, dtype=float)
-        true_cost = float(lp.c @ x + lp.offset)
-        net = self._net_of(x, lay)
-        priced = float(h.getInfo().objective_function_value)
-        pc, pd, batt = powers_from_solution(self.cp, lay, x)
-        return Column(self._remember(pc, pd, batt, net, true_cost), true_cost, net, priced, True)
+        status = h.modelStatusToString(h.getModelStatus()).lower()
+        if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+            return None, status
+        return np.asarray(h.getSolution().col_value, dtype=float), status
 
     def _net_of(self, x: FloatArray, lay: Layout) -> FloatArray:
         n_t = self.cp.n_slots
