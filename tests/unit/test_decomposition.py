@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import dask
 import numpy as np
 import pytest
 from dask.distributed import Client, LocalCluster
 
+from aggregator.domain import FleetProblem, Plan
 from bench.fleets import synthetic_fleet
 from models.decomposition import DecompositionSettings, plan_decomposed, split_by_site
 from models.planner.planner import PyomoPlanner
@@ -33,6 +34,33 @@ def small_fleet(seed: int, cap_kw: float | None = None):
     return replace(problem, events=(replace(event, cap_kw=cap_kw),))
 
 
+@dataclass(frozen=True)
+class Capped:
+    """A small fleet whose fleet-wide evening cap is ``share`` of its uncoupled peak (binding)."""
+
+    problem: FleetProblem
+    site_ids: tuple[str, ...]
+    slots: list[int]
+    cap: float
+
+    def held(self, plan: Plan) -> bool:
+        return all(
+            sum(plan.site_power_kw[s][t] for s in self.site_ids) <= self.cap + 1e-3
+            for t in self.slots
+        )
+
+
+def capped_fleet(seed: int, share: float) -> Capped:
+    free = PyomoPlanner(builder="direct").plan(small_fleet(seed))
+    problem = small_fleet(seed, cap_kw=1.0)
+    split = split_by_site(problem)
+    slots = split.coupled[0].slots.tolist()
+    peak = max(sum(free.site_power_kw[s][t] for s in split.site_ids) for t in slots)
+    (event,) = problem.events
+    problem = replace(problem, events=(replace(event, cap_kw=share * peak),))
+    return Capped(problem, split.site_ids, slots, share * peak)
+
+
 def test_split_keeps_every_session_once():
     problem = small_fleet(3, cap_kw=300.0)
     split = split_by_site(problem)
@@ -52,25 +80,16 @@ def test_without_coupling_the_decomposition_is_exact(client, seed):
 
 
 def test_a_coupled_cap_is_respected_and_the_gap_reported(client):
-    loose = small_fleet(4)
-    free = PyomoPlanner(builder="direct").plan(loose)
-    # Tighten the evening cap below what the uncoupled plan imports then.
-    problem = small_fleet(4, cap_kw=1.0)
-    (event,) = problem.events
-    split = split_by_site(problem)
-    slots = split.coupled[0].slots
-    peak = max(sum(free.site_power_kw[s][t] for s in split.site_ids) for t in slots)
-    cap = 0.8 * peak
-    problem = replace(problem, events=(replace(event, cap_kw=cap),))
+    # The evening cap below what the uncoupled plan imports then.
+    fleet = capped_fleet(4, 0.8)
+    problem = fleet.problem
     mono = PyomoPlanner(builder="direct").plan(problem)
     dec = plan_decomposed(problem, DecompositionSettings(max_iterations=30), scheduler=client)
     # Dantzig-Wolfe converges to the monolithic optimum: within the gap it certifies.
     assert dec.converged and dec.recovery == "iterate" and dec.gap <= 1e-3
     assert dec.plan.cost.total == pytest.approx(mono.cost.total, rel=2e-3)
     assert dec.iterations > 1
-    for t in slots:
-        total = sum(dec.plan.site_power_kw[s][t] for s in split.site_ids)
-        assert total <= cap + 1e-3
+    assert fleet.held(dec.plan)
     assert dec.max_cap_excess_kw <= 1e-3
     assert dec.gap >= 0.0
     # The monolithic LP is a lower bound on any plan that holds the cap.
@@ -86,23 +105,15 @@ def test_default_local_cluster_is_started_and_closed():
 
 
 def test_an_early_stop_returns_a_plan_within_the_cap_with_its_gap(client):
-    loose = small_fleet(6)
-    free = PyomoPlanner(builder="direct").plan(loose)
-    problem = small_fleet(6, cap_kw=1.0)
-    split = split_by_site(problem)
-    slots = split.coupled[0].slots
-    peak = max(sum(free.site_power_kw[s][t] for s in split.site_ids) for t in slots)
-    (event,) = problem.events
-    cap = 0.7 * peak
-    problem = replace(problem, events=(replace(event, cap_kw=cap),))
+    fleet = capped_fleet(6, 0.7)
     # One round only: every site's first plan ignores the cap, so the master's mix leans on the
     # cap's slack; the sites then re-plan under shares of the cap.
-    dec = plan_decomposed(problem, DecompositionSettings(max_iterations=1), scheduler=client)
+    settings = DecompositionSettings(max_iterations=1)
+    dec = plan_decomposed(fleet.problem, settings, scheduler=client)
     assert not dec.converged and dec.iterations == 1
     assert dec.recovery == "cap shares"
     assert dec.gap >= 0.0 and dec.lower_bound <= dec.plan.cost.total + 1e-6
-    for t in slots:
-        assert sum(dec.plan.site_power_kw[s][t] for s in split.site_ids) <= cap + 1e-3
+    assert fleet.held(dec.plan)
     assert dec.max_cap_excess_kw <= 1e-3
 
 
@@ -177,20 +188,11 @@ def test_decomposing_planner_falls_back_to_one_lp_when_it_cannot_split_or_dask_f
 def test_sites_whose_lp_fails_are_planned_by_the_heuristic_and_the_caps_still_hold(client):
     from models.planner.settings import PlannerSettings
 
-    loose = small_fleet(10)
-    free = PyomoPlanner(builder="direct").plan(loose)
-    problem = small_fleet(10, cap_kw=1.0)
-    split = split_by_site(problem)
-    slots = split.coupled[0].slots
-    peak = max(sum(free.site_power_kw[s][t] for s in split.site_ids) for t in slots)
-    (event,) = problem.events
-    cap = 0.8 * peak
-    problem = replace(problem, events=(replace(event, cap_kw=cap),))
+    fleet = capped_fleet(10, 0.8)
     # No LP can finish in a nanosecond: every site falls back to the heuristic.
     settings = DecompositionSettings(max_iterations=3, planner=PlannerSettings(time_limit_s=1e-9))
-    dec = plan_decomposed(problem, settings, scheduler=client)
+    dec = plan_decomposed(fleet.problem, settings, scheduler=client)
     assert dec.plan.solver_path == "heuristic"
     assert not dec.converged and dec.lower_bound == float("-inf")
     assert dec.max_cap_excess_kw <= 1e-3
-    for t in slots:
-        assert sum(dec.plan.site_power_kw[s][t] for s in split.site_ids) <= cap + 1e-3
+    assert fleet.held(dec.plan)

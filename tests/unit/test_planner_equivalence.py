@@ -11,10 +11,11 @@ and a cap event on one site. For each:
   by the share of the slot the vehicle is there), SoC within [floor, capacity], discharge only
   where vehicle and charger both allow V2G, site battery power within its ratings, and the
   site connection limits (base load alone never breaks them here);
-- the decomposition (``plan_decomposed``) never costs less than the monolithic optimum, is
-  never further above a fleet-wide cap than that optimum is (by more than the feasibility
-  tolerance), holds the same hard limits, and costs the same as the monolithic plan to
-  ``DEC_REL`` relative with an absolute floor of ``DEC_ABS``.
+- the decomposition (``plan_decomposed``) never costs less than the monolithic optimum, puts
+  no more energy over a fleet-wide cap than that optimum does (beyond what the cost tolerance
+  pays for; how that energy spreads over the slots is not unique, equal-cost plans differ
+  there), holds the same hard limits, and costs the same as the monolithic plan to ``DEC_REL``
+  relative with an absolute floor of ``DEC_ABS``.
 
 The earliness tie-breaker is off, so the LP objective is exactly the cost ``build_plan``
 reports. Derandomized and without an example database, so CI always sees the same fleets.
@@ -180,14 +181,19 @@ def assert_hard_limits(problem: FleetProblem, plan: Plan) -> None:
     assert plan.cost.site_limit_penalty <= TOL
 
 
-def fleet_cap_excess_kw(problem: FleetProblem, plan: Plan) -> float:
-    """Largest excess over a cap of an event spanning every site. [kW]"""
-    worst = 0.0
+def fleet_cap_excess_kwh(problem: FleetProblem, plan: Plan) -> float:
+    """Energy over the caps of events spanning every site, summed over their slots. [kWh]
+
+    The caps are soft (priced per kWh over), so this total is what an optimum pins down; how
+    it spreads over the slots is not unique (plans of equal cost may put it elsewhere).
+    """
+    dt = problem.grid.step_hours
+    total = 0.0
     for result in plan.events:
         if result.event_id == "fleet":
             excess = np.asarray(result.planned_import_kw) - np.asarray(result.cap_kw)
-            worst = max(worst, float(excess.max(initial=0.0)))
-    return worst
+            total += float(np.clip(excess, 0.0, None).sum()) * dt
+    return total
 
 
 @EXAMPLES
@@ -216,25 +222,28 @@ DEC_EXAMPLES = settings(EXAMPLES, phases=[Phase.explicit, Phase.reuse, Phase.gen
 
 @DEC_EXAMPLES
 @given(fleets())
-def test_decomposition_holds_the_fleet_cap_and_every_hard_limit(
-    client: Client, problem: FleetProblem
-) -> None:
-    mono = PyomoPlanner(SETTINGS).plan(problem)
-    dec = plan_decomposed(problem, DEC_SETTINGS, scheduler=client)
-    # The monolithic LP optimum is a lower bound on any plan.
-    assert dec.plan.cost.total >= mono.cost.total - SAME_ABS - SAME_REL * abs(mono.cost.total)
-    # Caps are soft: where the optimum itself pays to exceed one, so may the decomposition.
-    tol = DEC_SETTINGS.feasibility_tol_kw
-    assert fleet_cap_excess_kw(problem, dec.plan) <= fleet_cap_excess_kw(problem, mono) + tol
-    assert dec.max_cap_excess_kw <= fleet_cap_excess_kw(problem, mono) + tol
-    assert_hard_limits(problem, dec.plan)
-
-
-@DEC_EXAMPLES
-@given(fleets())
-def test_decomposition_costs_the_same_as_the_monolithic_plan(
+def test_decomposition_costs_the_same_and_holds_the_fleet_cap_and_every_hard_limit(
     client: Client, problem: FleetProblem
 ) -> None:
     mono = PyomoPlanner(SETTINGS).plan(problem)
     dec = plan_decomposed(problem, DEC_SETTINGS, scheduler=client)
     assert dec.plan.cost.total == pytest.approx(mono.cost.total, rel=DEC_REL, abs=DEC_ABS)
+    # The monolithic LP optimum is a lower bound on any plan.
+    assert dec.plan.cost.total >= mono.cost.total - SAME_ABS - SAME_REL * abs(mono.cost.total)
+    # Caps are soft: where the optimum itself pays to go over one, so may the decomposition, by
+    # no more energy than the cost tolerance pays for (plus the solver's feasibility tolerance).
+    paid = (DEC_REL * abs(mono.cost.total) + DEC_ABS) / (SETTINGS.event_penalty_per_mwh / 1000.0)
+    slack_kwh = paid + DEC_SETTINGS.feasibility_tol_kw * problem.grid.step_hours * N_SLOTS
+    assert (
+        fleet_cap_excess_kwh(problem, dec.plan) <= fleet_cap_excess_kwh(problem, mono) + slack_kwh
+    )
+    # The result reports the plan's own worst excess over any cap.
+    worst = max(
+        (
+            max(p - c for p, c in zip(e.planned_import_kw, e.cap_kw, strict=True))
+            for e in dec.plan.events
+        ),
+        default=0.0,
+    )
+    assert dec.max_cap_excess_kw == pytest.approx(max(0.0, worst), abs=1e-9)
+    assert_hard_limits(problem, dec.plan)
