@@ -61,8 +61,7 @@ class MasterSolution:
     weights: list[list[tuple[int, float]]]
     # Per coupled cap: price per slot [currency/MWh], >= 0.
     prices_per_mwh: list[FloatArray]
-    # Per coupled cap: aggregate net import of the mix per slot, and the slack over the cap. [kW]
-    planned_kw: list[FloatArray]
+    # Per coupled cap: the slack over the cap per slot. [kW]
     slack_kw: list[FloatArray]
 
 
@@ -119,16 +118,13 @@ def solve_master(
     index = [i for s in range(n_s) for i in pool.index[s]]  # column index on its site, per mu
     for k in np.flatnonzero(mu > 1e-9).tolist():
         weights[int(owner[k])].append((index[k], float(mu[k])))
-    prices, planned, slack = [], [], []
+    prices, slack = [], []
     at, slack_at = n_s, n_mu
     for c in coupled:
         n = int(c.slots.size)
         # A binding "<=" row of a minimisation has a non-positive dual in HiGHS.
         prices.append(np.clip(-y[at : at + n], 0.0, None) * 1000.0 / dt_h)
-        planned.append(np.asarray(a[[*range(at, at + n)], :n_mu] @ mu, dtype=float))
         slack.append(x[slack_at : slack_at + n])
         at += n
         slack_at += n
-    return MasterSolution(
-        float(h.getInfo().objective_function_value), weights, prices, planned, slack
-    )
+    return MasterSolution(float(h.getInfo().objective_function_value), weights, prices, slack)

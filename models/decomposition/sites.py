@@ -16,7 +16,6 @@ models stay where they were built and only prices and columns cross the network.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -81,7 +80,6 @@ class SiteModel:
         self._heuristic: Plan | None = None
         self._lp: LpArrays | None = None
         self._lay: Layout | None = None
-        self.solve_s = 0.0
 
     # --- the LP and its price-dependent costs
     def _columns_of(self, lay: Layout) -> tuple[np.ndarray, np.ndarray]:
@@ -103,13 +101,11 @@ class SiteModel:
         """Re-solve with import and export prices raised by ``shift_per_mwh`` (per slot)."""
         if self._heuristic is not None:
             return self._fixed_column(shift_per_mwh)
-        start = time.perf_counter()
         try:
             x, status = self._solve(shift_per_mwh)
         except Exception as exc:  # a site must always get a plan
             log.exception("site %s: LP path failed", self.site_id)
             x, status = None, f"error: {type(exc).__name__}: {exc}"
-        self.solve_s += time.perf_counter() - start
         if x is None:
             log.warning(
                 "site %s: LP %s; the site is planned by the heuristic", self.site_id, status
@@ -220,6 +216,3 @@ class SiteGroup:
 
     def plans(self, weights: Sequence[Sequence[tuple[int, float]]], status: str) -> list[Plan]:
         return [m.plan(w, status) for m, w in zip(self.models, weights, strict=True)]
-
-    def solve_seconds(self) -> float:
-        return sum(m.solve_s for m in self.models)

@@ -227,11 +227,6 @@ def _same_pattern(a: sp.csc_array, b: sp.csc_array) -> bool:
     )
 
 
-def same_structure(old: LpArrays, new: LpArrays) -> bool:
-    """True when ``new`` differs from ``old`` in costs and bounds only (identical ``A``)."""
-    return _same_pattern(old.a, new.a) and np.array_equal(old.a.data, new.a.data)
-
-
 def classify(old: LpArrays, new: LpArrays) -> WarmKind | None:
     """How ``new`` can be reached from the model holding ``old``; ``None``: only cold.
 
