@@ -15,9 +15,11 @@ plans), an upper bound. The decomposition stops when they are within ``gap_tol``
 ``max_iterations``; the result reports the gap it reached.
 
 Without coupling the sites are independent: one round, and the sum of their optima is exact.
-A plan over a cap is only returned when the monolithic LP would also pay the cap's penalty
-(the caps are soft in both) - after an early stop with slack left, the sites re-plan under
-shares of the cap instead (``recovery.py``), and failing that the fleet-wide heuristic plans.
+A plan over a fleet-wide cap is only returned when the monolithic LP would also pay the cap's
+penalty (the caps are soft in both) or nothing better is found: after an early stop with slack
+left (or a site that fell back to the heuristic), the sites re-plan under shares of the cap
+(``recovery.py``), and failing that the fleet-wide heuristic plans; the cheapest plan within
+the caps wins, else the one least over them. A site's own caps are its LP's business.
 """
 
 from __future__ import annotations
@@ -225,7 +227,8 @@ def plan_decomposed(
         plans = groups.plans(master.weights, status)
         plan = _merge(problem, plans, coupled, settings.planner)
         objective, recovery = master.objective, "iterate"
-        real, tol = _plan_excess(plan), settings.feasibility_tol_kw
+        # Only the fleet-wide caps are the master's to hold; a site's own cap is its LP's.
+        real, tol = _plan_excess(plan, coupled), settings.feasibility_tol_kw
         # Re-plan under cap shares after an early stop with slack left, or when the plan is
         # further over a cap than the master counted (a site fell back to the heuristic).
         if real > tol and (not converged or real > _max_excess(master) + tol):
@@ -237,15 +240,21 @@ def plan_decomposed(
             )
             shared = share_caps(split, net, client, settings.planner)
             shared_plan = _merge(problem, shared, coupled, settings.planner)
-            if _plan_excess(shared_plan) <= settings.feasibility_tol_kw:
-                plan, objective, recovery = shared_plan, shared_plan.cost.total, "cap shares"
-            else:
-                plan = plan_heuristic(
+            candidates = [(plan, "iterate"), (shared_plan, "cap shares")]
+            if _plan_excess(shared_plan, coupled) > tol:
+                heuristic = plan_heuristic(
                     compile_problem(problem),
                     settings.planner,
                     solver_status="decomposition: no plan within the caps",
                 )
-                objective, recovery = plan.cost.total, "heuristic"
+                candidates.append((heuristic, "heuristic"))
+            # Within the caps and cheapest; if no plan holds them, the one least over them.
+            plan, recovery = min(
+                candidates,
+                key=lambda pr: (max(_plan_excess(pr[0], coupled) - tol, 0.0), pr[0].cost.total),
+            )
+            if recovery != "iterate":
+                objective = plan.cost.total
         timings["plans_s"] = time.perf_counter() - t0
     timings["total_s"] = time.perf_counter() - start
     return DecomposedResult(
@@ -265,12 +274,14 @@ def _max_excess(master: MasterSolution) -> float:
     return max((float(s.max()) for s in master.slack_kw if s.size), default=0.0)
 
 
-def _plan_excess(plan: Plan) -> float:
+def _plan_excess(plan: Plan, only: Sequence[CoupledCap] | None = None) -> float:
+    """The plan's worst excess over a cap [kW]: every cap, or ``only`` those fleet-wide caps."""
+    ids = None if only is None else {c.event.event_id for c in only}
     return max(
         (
             max(p - c for p, c in zip(e.planned_import_kw, e.cap_kw, strict=True))
             for e in plan.events
-            if e.cap_kw
+            if e.cap_kw and (ids is None or e.event_id in ids)
         ),
         default=0.0,
     )

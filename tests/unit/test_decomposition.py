@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from dask.distributed import Client, LocalCluster
 
-from aggregator.domain import FleetProblem, Plan
+from aggregator.domain import FleetProblem, GridEvent, Plan
 from bench.fleets import synthetic_fleet
 from models.decomposition import DecompositionSettings, plan_decomposed, split_by_site
 from models.planner.planner import PyomoPlanner
@@ -196,3 +196,19 @@ def test_sites_whose_lp_fails_are_planned_by_the_heuristic_and_the_caps_still_ho
     assert not dec.converged and dec.lower_bound == float("-inf")
     assert dec.max_cap_excess_kw <= 1e-3
     assert fleet.held(dec.plan)
+
+
+def test_a_site_cap_nobody_can_hold_does_not_send_the_fleet_to_the_heuristic(client):
+    # A fleet-wide cap that binds, and a cap on one site below its base load: the monolithic LP
+    # pays that site's excess; so must the decomposition, without falling back on its account.
+    fleet = capped_fleet(5, 0.8)
+    first = fleet.site_ids[0]
+    (fleet_cap,) = fleet.problem.events
+    local = GridEvent("site-cap", fleet_cap.start, fleet_cap.end, frozenset({first}), cap_kw=0.0)
+    problem = replace(fleet.problem, events=(fleet_cap, local))
+    mono = PyomoPlanner(builder="direct").plan(problem)
+    dec = plan_decomposed(problem, DecompositionSettings(max_iterations=30), scheduler=client)
+    assert dec.converged and dec.recovery == "iterate"
+    assert dec.plan.cost.total == pytest.approx(mono.cost.total, rel=2e-3)
+    assert fleet.held(dec.plan)
+    assert dec.max_cap_excess_kw > 1.0  # the site cap's excess, reported
