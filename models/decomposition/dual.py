@@ -60,6 +60,18 @@ class DecompositionSettings:
     processes: bool = True
     planner: PlannerSettings = field(default_factory=PlannerSettings)
 
+    def __post_init__(self) -> None:
+        checks = {
+            "max_iterations": (self.max_iterations >= 1, "must be >= 1"),
+            "feasibility_tol_kw": (self.feasibility_tol_kw >= 0, "must be >= 0"),
+            "gap_tol": (0 < self.gap_tol < 1, "must be in (0, 1)"),
+            "smoothing": (0 <= self.smoothing < 1, "must be in [0, 1)"),
+            "workers": (self.workers is None or self.workers >= 1, "must be >= 1"),
+        }
+        for name, (ok, reason) in checks.items():
+            if not ok:
+                raise ValueError(f"{name} {reason}, got {getattr(self, name)!r}")
+
 
 @dataclass(frozen=True)
 class DecomposedResult:

@@ -212,3 +212,12 @@ def test_a_site_cap_nobody_can_hold_does_not_send_the_fleet_to_the_heuristic(cli
     assert dec.plan.cost.total == pytest.approx(mono.cost.total, rel=2e-3)
     assert fleet.held(dec.plan)
     assert dec.max_cap_excess_kw > 1.0  # the site cap's excess, reported
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("max_iterations", 0), ("gap_tol", 0.0), ("smoothing", 1.0), ("workers", 0)],
+)
+def test_bad_decomposition_settings_are_refused_naming_the_field(field, value):
+    with pytest.raises(ValueError, match=f"^{field} must"):
+        DecompositionSettings(**{field: value})
